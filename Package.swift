@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "skipd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "skipd", targets: ["skipd"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CGStreamer",
+            pkgConfig: "gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0",
+            providers: [.apt(["libgstreamer1.0-dev", "libgstreamer-plugins-base1.0-dev"])]
+        ),
+        .target(
+            name: "PipelineKit",
+            dependencies: [
+                "CGStreamer",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "Plugins", dependencies: ["PipelineKit"]),
+        .executableTarget(
+            name: "skipd",
+            dependencies: [
+                "PipelineKit", "Plugins",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit"]),
+        .testTarget(name: "PluginsTests", dependencies: ["Plugins", "PipelineKit"]),
+        .testTarget(name: "skipdTests", dependencies: ["skipd"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,237 @@
+import Synchronization
+
+/// Runs a ``PipelinePlan``: a source task feeds the first link, one task per stage moves frames from its input
+/// link to its output link, and a sink task hands the last link's frames to the GStreamer sink segment.
+///
+/// ```
+/// source ─▶ link 0 ─▶ stage 0 ─▶ link 1 ─▶ … ─▶ stage n-1 ─▶ link n ─▶ sink
+/// ```
+/// End-of-stream is the source finishing its link: each stage drains its input, calls ``Stage/finish()`` and
+/// finishes its output, so every sink flushes. The first error (a GStreamer bus error, or one a stage throws)
+/// cancels every task and is rethrown naming the element or stage.
+public struct PipelineRunner: Sendable {
+    public var plan: PipelinePlan
+    /// How long a pull waits for a frame before checking for stop and cancellation.
+    public var pollInterval: Duration = .milliseconds(100)
+    /// How long the sink segment may take to flush after end-of-stream.
+    public var sinkFlushTimeout: Duration = .seconds(30)
+
+    public init(plan: PipelinePlan) {
+        self.plan = plan
+    }
+
+    /// Runs until end-of-stream, `stop`, an error or cancellation.
+    /// - Parameters:
+    ///   - frames: frames to feed the stages when the plan has no GStreamer source (tests, generated input).
+    ///   - stop: ends the stream cleanly when requested: stages drain and sinks flush.
+    ///   - onOutput: sees every frame that leaves the last stage, in order.
+    public func run(
+        frames: [Frame] = [], stop: StopSignal = StopSignal(), onOutput: @escaping @Sendable (Frame) -> Void = { _ in }
+    ) async throws(PipelineRunError) -> RunReport {
+        let started = ContinuousClock.now
+        let sourceWorker = BlockingWorker(label: "source")
+        let sinkWorker = BlockingWorker(label: "sink")
+        let sink: SinkSegment?
+        let source: SourceSegment?
+        let live: Bool
+        do {
+            // The sink segment first: its errors surface before any frame is decoded.
+            sink = try await plan.sink.asyncMap { segment in
+                try await sinkWorker.run { try SinkSegment(description: segment.description) }
+            }
+        } catch {
+            throw PipelineRunError(error)
+        }
+        do {
+            source = try await plan.source.asyncMap { segment in
+                try await sourceWorker.run { try SourceSegment(description: segment.description) }
+            }
+            live = try await source.asyncMap { source in try await sourceWorker.run { try source.start() } } ?? false
+        } catch {
+            await Self.stop(nil, sourceWorker, sink, sinkWorker)
+            throw PipelineRunError(error)
+        }
+
+        let links = plan.links.map { spec in
+            BoundedChannel<Frame>(
+                capacity: spec.capacity ?? ChannelElement.defaultCapacity,
+                policy: spec.policy ?? (live ? .dropOldest : .block))
+        }
+        let framesIn = Counter()
+        let framesOut = Counter()
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    defer { links[0].finish() }
+                    if let source {
+                        try await Self.pump(
+                            source, worker: sourceWorker, into: links[0], stop: stop, poll: pollInterval,
+                            count: framesIn)
+                    } else {
+                        for frame in frames where !stop.isRequested {
+                            try await links[0].send(frame)
+                            framesIn.increment()
+                        }
+                    }
+                }
+                for (k, spec) in plan.stages.enumerated() {
+                    group.addTask {
+                        try await Self.runStage(spec, input: links[k], output: links[k + 1])
+                    }
+                }
+                group.addTask {
+                    for await frame in links[plan.stages.count] {
+                        onOutput(frame)
+                        framesOut.increment()
+                        if let sink { try await Self.push(frame, to: sink, worker: sinkWorker) }
+                    }
+                    try Task.checkCancellation()
+                    if let sink {
+                        let timeout = sinkFlushTimeout.nanoseconds
+                        try await sinkWorker.run { try sink.finish(timeout: timeout) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            await Self.stop(source, sourceWorker, sink, sinkWorker)
+            throw PipelineRunError(error)
+        }
+        await Self.stop(source, sourceWorker, sink, sinkWorker)
+        return RunReport(
+            framesIn: framesIn.value, framesOut: framesOut.value,
+            links: zip(linkNames, links).map { LinkReport(name: $0, stats: $1.stats) },
+            live: live, elapsed: ContinuousClock.now - started)
+    }
+
+    /// `source→residual0`, `residual0→gate0`, …, `gate0→sink`.
+    public var linkNames: [String] {
+        let names = ["source"] + plan.stages.map(\.name) + ["sink"]
+        return (0..<names.count - 1).map { "\(names[$0])→\(names[$0 + 1])" }
+    }
+
+    private static func pump(
+        _ source: SourceSegment, worker: BlockingWorker, into link: BoundedChannel<Frame>, stop: StopSignal,
+        poll: Duration, count: Counter
+    ) async throws {
+        let timeout = poll.nanoseconds
+        while !stop.isRequested {
+            try Task.checkCancellation()
+            switch try await worker.run({ try source.pull(timeout: timeout) }) {
+            case .frame(let frame):
+                count.increment()
+                try await link.send(frame)
+            case .timeout:
+                continue
+            case .endOfStream:
+                return
+            }
+        }
+    }
+
+    private static func stop(
+        _ source: SourceSegment?, _ sourceWorker: BlockingWorker, _ sink: SinkSegment?, _ sinkWorker: BlockingWorker
+    ) async {
+        if let source { _ = try? await sourceWorker.run { source.stop() } }
+        if let sink { _ = try? await sinkWorker.run { sink.stop() } }
+    }
+
+    private static func runStage(_ spec: StageSpec, input: BoundedChannel<Frame>, output: BoundedChannel<Frame>)
+        async throws
+    {
+        do {
+            var stage = try spec.stage.init(properties: spec.properties)
+            for await frame in input {
+                if let result = try await stage.process(frame) { try await output.send(result) }
+            }
+            // The input also ends when this task is cancelled: then there is nothing to flush.
+            try Task.checkCancellation()
+            try await stage.finish()
+            output.finish()
+        } catch let error as CancellationError {
+            throw error
+        } catch let error as ChannelClosedError {
+            throw error
+        } catch {
+            throw StageError(stage: spec.name, location: spec.location, underlying: error)
+        }
+    }
+
+    private static func push(_ frame: Frame, to sink: SinkSegment, worker: BlockingWorker) async throws {
+        try await withTaskCancellationHandler {
+            try await worker.run { try sink.push(frame) }
+        } onCancel: {
+            // A push blocked on a stalled sink returns once the segment stops.
+            sink.stop()
+        }
+    }
+}
+
+/// Asks a running pipeline to end its stream cleanly (Ctrl-C in `skipd run`).
+public final class StopSignal: Sendable {
+    private let requested = Atomic<Bool>(false)
+    public init() {}
+    public func request() { requested.store(true, ordering: .relaxed) }
+    public var isRequested: Bool { requested.load(ordering: .relaxed) }
+}
+
+/// A frame counter shared between tasks.
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    func increment() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
+
+/// What a finished run did.
+public struct RunReport: Sendable {
+    public var framesIn: Int
+    public var framesOut: Int
+    public var links: [LinkReport]
+    /// Whether the source was live (links defaulted to drop-oldest).
+    public var live: Bool
+    public var elapsed: Duration
+}
+
+public struct LinkReport: Sendable {
+    public var name: String
+    public var stats: LinkStats
+}
+
+/// An error a stage threw, with the stage's instance name and place in the file.
+public struct StageError: Error, Sendable, CustomStringConvertible {
+    public var stage: String
+    public var location: SourceLocation
+    public var underlying: any Error
+
+    public var description: String { "stage '\(stage)' (at \(location)): \(underlying)" }
+}
+
+/// Why a run stopped early: a GStreamer error (naming the element) or a stage error (naming the stage).
+public struct PipelineRunError: Error, Sendable, CustomStringConvertible {
+    public var underlying: any Error
+
+    init(_ error: any Error) {
+        underlying = (error as? PipelineRunError)?.underlying ?? error
+    }
+
+    public var description: String {
+        switch underlying {
+        case is CancellationError: "cancelled"
+        default: "\(underlying)"
+        }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, for GStreamer's clock times.
+    var nanoseconds: UInt64 {
+        UInt64(max(0, components.seconds)) * 1_000_000_000 + UInt64(max(0, components.attoseconds)) / 1_000_000_000
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async throws -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}

@@ -1,0 +1,71 @@
+/// A Swift processing step between GStreamer segments: frames in, frames out.
+///
+/// A stage runs in its own task; the runner reads frames from its input channel, calls ``process(_:)`` and sends
+/// what it returns to the output channel. A stage therefore owns its state outright (no locks) and never sees
+/// another stage. Return `nil` to drop a frame; throw to stop the pipeline with an error naming the stage.
+///
+/// ```swift
+/// /// Counts frames.  `… ! counter ! jsonsink location=out.jsonl`
+/// struct Counter: Stage {
+///     static let info = StageInfo(name: "counter", summary: "Counts frames", example: "counter")
+///     var seen = 0
+///     init(properties: StageProperties) {}
+///     mutating func process(_ frame: Frame) async throws -> Frame? {
+///         seen += 1
+///         return frame
+///     }
+/// }
+/// ```
+public protocol Stage: SendableMetatype {
+    /// Name, summary and properties, as listed by `skipd stages`.
+    static var info: StageInfo { get }
+
+    /// Builds the stage from properties already checked against ``StageInfo/properties``.
+    init(properties: StageProperties) throws
+
+    /// Handles one frame.
+    mutating func process(_ frame: Frame) async throws -> Frame?
+
+    /// Called once at end of stream, after the last frame: flush and close here.
+    mutating func finish() async throws
+}
+
+extension Stage {
+    public mutating func finish() async throws {}
+}
+
+/// What `skipd stages` shows about a stage.
+public struct StageInfo: Sendable {
+    public var name: String
+    public var summary: String
+    /// A pipeline line that uses the stage, for the docs.
+    public var example: String
+    public var properties: [PropertySpec]
+
+    public init(name: String, summary: String, example: String, properties: [PropertySpec] = []) {
+        self.name = name
+        self.summary = summary
+        self.example = example
+        self.properties = properties
+    }
+}
+
+/// The stages a pipeline file may name, by name.
+public struct StageRegistry: Sendable {
+    private var factories: [String: any Stage.Type]
+
+    public init(_ stages: [any Stage.Type]) {
+        factories = [:]
+        for stage in stages { factories[stage.info.name] = stage }
+    }
+
+    public func stage(named name: String) -> (any Stage.Type)? { factories[name] }
+
+    public var all: [any Stage.Type] { factories.values.sorted { info(of: $0).name < info(of: $1).name } }
+
+    /// Stage names, sorted.
+    public var names: [String] { all.map { info(of: $0).name } }
+
+    /// The stage's info (a plain function: opening the metatype inline in typed-throws code crashed swiftc 6.3.1).
+    public func info(of stage: any Stage.Type) -> StageInfo { stage.info }
+}

@@ -1,0 +1,141 @@
+/// The declaration of one stage property: its name, type, range and default. `skipd stages` prints these and the
+/// planner checks every `key=value` of a pipeline file against them before anything starts.
+public struct PropertySpec: Sendable {
+    public enum Kind: Sendable, Equatable {
+        case int(ClosedRange<Int>)
+        case double(ClosedRange<Double>)
+        case bool
+        case string
+        case choice([String])
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var defaultValue: PropertyValue?
+    public var summary: String
+
+    public static func int(
+        _ name: String, default value: Int, range: ClosedRange<Int>, _ summary: String
+    ) -> PropertySpec {
+        PropertySpec(name: name, kind: .int(range), defaultValue: .int(value), summary: summary)
+    }
+
+    public static func double(
+        _ name: String, default value: Double, range: ClosedRange<Double>, _ summary: String
+    ) -> PropertySpec {
+        PropertySpec(name: name, kind: .double(range), defaultValue: .double(value), summary: summary)
+    }
+
+    public static func bool(_ name: String, default value: Bool, _ summary: String) -> PropertySpec {
+        PropertySpec(name: name, kind: .bool, defaultValue: .bool(value), summary: summary)
+    }
+
+    /// A string property; `nil` default means the property is required.
+    public static func string(_ name: String, default value: String?, _ summary: String) -> PropertySpec {
+        PropertySpec(name: name, kind: .string, defaultValue: value.map { .string($0) }, summary: summary)
+    }
+
+    public static func choice(
+        _ name: String, default value: String, _ choices: [String], _ summary: String
+    ) -> PropertySpec {
+        PropertySpec(name: name, kind: .choice(choices), defaultValue: .string(value), summary: summary)
+    }
+
+    /// `int 0…255`, `double 0.0…1.0`, `one of block, drop-oldest`, for listings.
+    public var typeDescription: String {
+        switch kind {
+        case .int(let r): "int \(r.lowerBound)…\(r.upperBound)"
+        case .double(let r): "double \(r.lowerBound)…\(r.upperBound)"
+        case .bool: "bool"
+        case .string: "string"
+        case .choice(let c): "one of \(c.joined(separator: ", "))"
+        }
+    }
+
+    /// Parses and range-checks a value as written in a pipeline file; the error message says what was expected.
+    public func parse(_ text: String) -> Result<PropertyValue, PropertyError> {
+        switch kind {
+        case .int(let range):
+            guard let v = Int(text) else { return .failure(PropertyError("expected an integer, got '\(text)'")) }
+            guard range.contains(v) else {
+                return .failure(PropertyError("\(v) is out of range \(range.lowerBound)…\(range.upperBound)"))
+            }
+            return .success(.int(v))
+        case .double(let range):
+            guard let v = Double(text), v.isFinite else {
+                return .failure(PropertyError("expected a number, got '\(text)'"))
+            }
+            guard range.contains(v) else {
+                return .failure(PropertyError("\(text) is out of range \(range.lowerBound)…\(range.upperBound)"))
+            }
+            return .success(.double(v))
+        case .bool:
+            switch text.lowercased() {
+            case "true", "yes", "1", "on": return .success(.bool(true))
+            case "false", "no", "0", "off": return .success(.bool(false))
+            default: return .failure(PropertyError("expected true or false, got '\(text)'"))
+            }
+        case .string:
+            guard !text.isEmpty else { return .failure(PropertyError("expected a non-empty string")) }
+            return .success(.string(text))
+        case .choice(let choices):
+            guard choices.contains(text) else {
+                return .failure(PropertyError("expected one of \(choices.joined(separator: ", ")), got '\(text)'"))
+            }
+            return .success(.string(text))
+        }
+    }
+}
+
+public struct PropertyError: Error, Sendable, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+public enum PropertyValue: Sendable, Equatable, CustomStringConvertible {
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case string(String)
+
+    public var description: String {
+        switch self {
+        case .int(let v): "\(v)"
+        case .double(let v): "\(v)"
+        case .bool(let v): "\(v)"
+        case .string(let v): PropertySyntax.quoted(v)
+        }
+    }
+}
+
+/// The effective properties of one stage instance: every declared property, from the file or its default.
+public struct StageProperties: Sendable {
+    public private(set) var values: [String: PropertyValue]
+
+    public init(_ values: [String: PropertyValue] = [:]) { self.values = values }
+
+    public func int(_ name: String) -> Int {
+        guard case .int(let v) = values[name] else { preconditionFailure("stage property \(name) is not an int") }
+        return v
+    }
+
+    public func double(_ name: String) -> Double {
+        switch values[name] {
+        case .double(let v): return v
+        case .int(let v): return Double(v)
+        default: preconditionFailure("stage property \(name) is not a number")
+        }
+    }
+
+    public func bool(_ name: String) -> Bool {
+        guard case .bool(let v) = values[name] else { preconditionFailure("stage property \(name) is not a bool") }
+        return v
+    }
+
+    public func string(_ name: String) -> String {
+        guard case .string(let v) = values[name] else {
+            preconditionFailure("stage property \(name) is not a string")
+        }
+        return v
+    }
+}

@@ -1,0 +1,6 @@
+import PipelineKit
+
+extension StageRegistry {
+    /// Every stage that ships with skipd.
+    public static let standard = StageRegistry([Residual.self, Gate.self, JSONSink.self])
+}

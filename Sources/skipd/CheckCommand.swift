@@ -1,0 +1,46 @@
+import ArgumentParser
+import PipelineKit
+import Plugins
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate pipeline files without running them (GStreamer is asked about every element).",
+        discussion: "Prints each file's segments and the effective properties of its stages. "
+            + "Exit codes: 0 all valid, 2 some file invalid.")
+
+    @Argument(help: "Pipeline files.")
+    var files: [String]
+
+    func run() async throws {
+        let planner = PipelinePlanner(registry: .standard)
+        var failed = false
+        for file in files {
+            do {
+                print(describe(try planner.plan(file: file)))
+            } catch {
+                printError(error.description)
+                failed = true
+            }
+        }
+        if failed { throw Exit.invalidFile }
+    }
+
+    private func describe(_ plan: PipelinePlan) -> String {
+        var lines = ["\(plan.file): ok"]
+        if let source = plan.source { lines.append("  source  \(source.description)") }
+        for (k, stage) in plan.stages.enumerated() {
+            let link = plan.links[k]
+            if link != LinkSpec() { lines.append("  channel \(describe(link))") }
+            let props = stage.stage.info.properties.map { "\($0.name)=\(stage.properties.values[$0.name]!)" }
+            lines.append("  stage   \(([stage.name + " (\(stage.stage.info.name))"] + props).joined(separator: " "))")
+        }
+        if let last = plan.links.last, last != LinkSpec() { lines.append("  channel \(describe(last))") }
+        if let sink = plan.sink { lines.append("  sink    \(sink.description)") }
+        return lines.joined(separator: "\n")
+    }
+
+    private func describe(_ link: LinkSpec) -> String {
+        "capacity=\(link.capacity ?? ChannelElement.defaultCapacity) overflow=\(link.policy?.rawValue ?? "auto")"
+    }
+}

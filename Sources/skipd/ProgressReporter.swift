@@ -1,0 +1,81 @@
+import Foundation
+import PipelineKit
+import Plugins
+import Synchronization
+
+/// Follows the frames leaving the last stage: a live line on a terminal, a plain line every few seconds
+/// otherwise, and the end-of-run summary (with the median changed-block fraction).
+final class ProgressReporter: Sendable {
+    private struct State {
+        var frames = 0
+        var skipped = 0
+        var changed: [Double] = []
+        var lastPrint = ContinuousClock.now
+        var started = ContinuousClock.now
+        var printedLive = false
+    }
+
+    private let state = Mutex(State())
+    private let quiet: Bool
+    private let terminal = isatty(STDERR_FILENO) != 0
+
+    init(quiet: Bool) {
+        self.quiet = quiet
+    }
+
+    func record(_ frame: Frame) {
+        let line: String? = state.withLock { s in
+            s.frames += 1
+            if frame.skipped { s.skipped += 1 }
+            if let residual = frame.metadata[ResidualMap.Key.self] { s.changed.append(residual.changedFraction) }
+            let now = ContinuousClock.now
+            let every: Duration = terminal ? .milliseconds(250) : .seconds(5)
+            guard !quiet, now - s.lastPrint >= every else { return nil }
+            s.lastPrint = now
+            s.printedLive = terminal
+            let seconds = Self.seconds(now - s.started)
+            let fps = seconds > 0 ? Double(s.frames) / seconds : 0
+            let changed = s.changed.last.map { String(format: "  changed %5.1f%%", $0 * 100) } ?? ""
+            return String(format: "frames %6d  %6.1f fps", s.frames, fps) + changed
+                + (s.skipped > 0 ? "  skipped \(s.skipped)" : "")
+        }
+        guard let line else { return }
+        if terminal {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+        } else {
+            printError(line)
+        }
+    }
+
+    /// Ends the live line so that what follows starts on a fresh one.
+    func end() {
+        if state.withLock({ $0.printedLive }) { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    func summary(_ report: RunReport) -> String {
+        state.withLock { s in
+            let seconds = Self.seconds(report.elapsed)
+            var lines = [
+                String(
+                    format: "%d frames in %.1f s (%.1f fps), %d skipped", report.framesOut, seconds,
+                    seconds > 0 ? Double(report.framesOut) / seconds : 0, s.skipped)
+            ]
+            if !s.changed.isEmpty {
+                let sorted = s.changed.sorted()
+                let median = sorted.count % 2 == 1
+                    ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+                lines.append(String(format: "median changed-block fraction: %.4f (%.2f %%)", median, median * 100))
+            }
+            for link in report.links {
+                let st = link.stats
+                lines.append(
+                    "link \(link.name): sent \(st.sent), dropped \(st.dropped), high-water \(st.highWater)")
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    private static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}
