@@ -116,6 +116,7 @@ public final class BoundedChannel<Element: Sendable>: Sendable, AsyncSequence {
 
     private enum ParkStep {
         case accepted
+        case handOff(CheckedContinuation<Element?, Never>)
         case parked
         case failed(any Error)
     }
@@ -130,6 +131,13 @@ public final class BoundedChannel<Element: Sendable>: Sendable, AsyncSequence {
                 let step: ParkStep = state.withLock { s in
                     if Task.isCancelled { return .failed(CancellationError()) }
                     if s.closed || s.finished { return .failed(ChannelClosedError()) }
+                    // The consumer may have drained the buffer and started waiting since the first look.
+                    if let consumer = s.consumer {
+                        s.consumer = nil
+                        s.stats.sent += 1
+                        s.stats.received += 1
+                        return .handOff(consumer)
+                    }
                     if s.buffer.count < capacity {
                         // The consumer made room between the first look and now.
                         s.buffer.append(element)
@@ -141,6 +149,9 @@ public final class BoundedChannel<Element: Sendable>: Sendable, AsyncSequence {
                 }
                 switch step {
                 case .accepted: continuation.resume()
+                case .handOff(let consumer):
+                    consumer.resume(returning: element)
+                    continuation.resume()
                 case .parked: break
                 case .failed(let error): continuation.resume(throwing: error)
                 }
@@ -214,6 +225,10 @@ public final class BoundedChannel<Element: Sendable>: Sendable, AsyncSequence {
     /// The next element, or `nil` once the channel is finished and drained, closed, or the task is cancelled
     /// (cancelling the consumer closes the channel).
     public func next() async -> Element? {
+        if Task.isCancelled {
+            close()
+            return nil
+        }
         switch state.withLock({ take(&$0) }) {
         case .element(let e, let resume):
             resume?.resume()

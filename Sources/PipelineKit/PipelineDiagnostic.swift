@@ -35,7 +35,7 @@ struct DiagnosticContext: Sendable {
 
     init(file: String, text: String) {
         self.file = file
-        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        self.lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
     }
 
     func error(_ message: String, at span: SourceText) -> PipelineDiagnostic {

@@ -148,7 +148,7 @@ public struct PipelineParser {
     private var here: SourceLocation { SourceLocation(line: line, column: column) }
 
     private mutating func advance() {
-        if chars[index] == "\n" {
+        if chars[index].isNewline {
             line += 1
             column = 1
         } else {
@@ -158,14 +158,14 @@ public struct PipelineParser {
     }
 
     private mutating func skipSpaceAndComments() {
-        var afterSpace = true
+        var afterSpace = index == 0 || chars[index - 1].isWhitespace
         while index < chars.count {
             let c = chars[index]
             if c.isWhitespace {
                 afterSpace = true
                 advance()
-            } else if c == "#" && (afterSpace || index == 0) {
-                while index < chars.count && chars[index] != "\n" { advance() }
+            } else if c == "#" && afterSpace {
+                while index < chars.count && !chars[index].isNewline { advance() }
             } else {
                 return
             }
@@ -201,10 +201,10 @@ public struct PipelineParser {
         advance()
         while index < chars.count {
             let c = chars[index]
-            if c == "\n" { break }
+            if c.isNewline { break }
             text.append(c)
             advance()
-            if c == "\\" && quote == "\"" && index < chars.count && chars[index] != "\n" {
+            if c == "\\" && quote == "\"" && index < chars.count && !chars[index].isNewline {
                 text.append(chars[index])
                 advance()
             } else if c == quote {
@@ -237,7 +237,7 @@ public struct PipelineParser {
         while index < chars.count && chars[index] != "!" {
             let c = chars[index]
             if c == "#" && (text.last?.isWhitespace ?? false) {
-                while index < chars.count && chars[index] != "\n" { advance() }
+                while index < chars.count && !chars[index].isNewline { advance() }
                 continue
             }
             if c == "\"" {

@@ -80,6 +80,9 @@ public struct PipelinePlanner: Sendable {
                 let count = stageCounts[info.name, default: 0]
                 stageCounts[info.name] = count + 1
                 let name = properties.name ?? "\(info.name)\(count)"
+                if stages.contains(where: { $0.name == name }) {
+                    throw context.error("two stages are named '\(name)': instance names must be unique", at: element.head)
+                }
                 stages.append(
                     StageSpec(name: name, stage: type, properties: properties.values, location: element.head.location))
             case .channel(let element):
@@ -240,6 +243,9 @@ public struct PipelinePlanner: Sendable {
                 throw context.error("property '\(key)' is set twice", at: property.key)
             }
             if key == "name" {
+                guard !property.value.text.isEmpty else {
+                    throw context.error("'name' needs a non-empty value", at: property.value)
+                }
                 name = property.value.text
                 continue
             }

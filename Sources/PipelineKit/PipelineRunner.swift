@@ -91,7 +91,9 @@ public struct PipelineRunner: Sendable {
                         try await sinkWorker.run { try sink.finish(timeout: timeout) }
                     }
                 }
-                try await group.waitForAll()
+                // next() rethrows the first failure at once; leaving the group then cancels the other tasks.
+                // (waitForAll() would wait for every task first, and they would wait for each other.)
+                while try await group.next() != nil {}
             }
         } catch {
             await Self.stop(source, sourceWorker, sink, sinkWorker)

@@ -1,0 +1,21 @@
+import PipelineKit
+
+/// A frame over hand-written bytes: `rows` are the visible pixel bytes of each row, padded to `stride` with `pad`.
+func frame(
+    _ index: Int, format: String = "GRAY8", width: Int, stride: Int? = nil, pad: UInt8 = 0, rows: [[UInt8]]
+) -> Frame {
+    let bpp = VideoFormat(pixelFormat: format, width: width, height: 1, stride: 0).bytesPerPixel!
+    let stride = stride ?? width * bpp
+    var bytes: [UInt8] = []
+    for row in rows {
+        precondition(row.count == width * bpp)
+        bytes += row + Array(repeating: pad, count: stride - row.count)
+    }
+    let format = VideoFormat(pixelFormat: format, width: width, height: rows.count, stride: stride, framerate: (10, 1))
+    return Frame(index: index, pts: UInt64(index) * 100_000_000, image: VideoImage(format: format, bytes: bytes))
+}
+
+/// A uniform grey frame.
+func flat(_ index: Int, width: Int, height: Int, value: UInt8) -> Frame {
+    frame(index, width: width, rows: Array(repeating: Array(repeating: value, count: width), count: height))
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Runs the real `skipd` binary, as a user would.
+@Suite struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// The binary built beside the test bundle (any scratch path), else the default debug build.
+    static let binary: URL = {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("skipd")
+        if FileManager.default.isExecutableFile(atPath: besideTests.path) { return besideTests }
+        return root.appendingPathComponent(".build/debug/skipd")
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    func skipd(_ arguments: String..., in directory: URL = CLITests.root) throws -> Result {
+        try skipd(arguments, in: directory)
+    }
+
+    func skipd(_ arguments: [String], in directory: URL = CLITests.root) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes before waiting, so a chatty child cannot block on a full pipe.
+        let errData = Mutex(Data())
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
+            done.signal()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+    }
+
+    func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skipd-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func checkAcceptsEveryExamplePipeline() throws {
+        let dir = Self.root.appendingPathComponent("pipelines")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+            .filter { $0.hasSuffix(".pipeline") }.map { "pipelines/\($0)" }
+        #expect(!files.isEmpty)
+        let result = try skipd(["check"] + files)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.components(separatedBy: ": ok").count - 1 == files.count)
+    }
+
+    @Test func checkRejectsABrokenFileWithLineAndColumn() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "videotestsrc ! video/x-raw,format=RGB\n  ! residual treshold=12\n".write(
+            to: dir.appendingPathComponent("broken.pipeline"), atomically: true, encoding: .utf8)
+        let result = try skipd("check", "broken.pipeline", in: dir)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("broken.pipeline:2:14: error: stage 'residual' has no property 'treshold'"))
+        #expect(result.stderr.contains("  ! residual treshold=12"))
+    }
+
+    @Test func stagesListsEveryStageAndShowsProperties() throws {
+        let list = try skipd("stages")
+        #expect(list.status == 0)
+        for name in ["residual", "gate", "jsonsink", "channel"] {
+            #expect(list.stdout.contains("\n\(name) ") || list.stdout.hasPrefix("\(name) "), "\(name)")
+        }
+        let residual = try skipd("stages", "residual")
+        #expect(residual.stdout.contains("threshold"))
+        #expect(residual.stdout.contains("int 0…255, default 12"))
+        let unknown = try skipd("stages", "nope")
+        #expect(unknown.status != 0)
+    }
+
+    @Test func runWritesOneLinePerFrameAndExitsZero() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+        # test pattern, 25 frames
+        videotestsrc num-buffers=25 pattern=ball ! video/x-raw,width=96,height=64,format=RGB
+          ! residual block=8 ! gate ! jsonsink location=out/t.jsonl
+        """.write(to: dir.appendingPathComponent("t.pipeline"), atomically: true, encoding: .utf8)
+        let result = try skipd("run", "t.pipeline", in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try String(contentsOf: dir.appendingPathComponent("out/t.jsonl"), encoding: .utf8)
+            .split(separator: "\n")
+        #expect(lines.count == 25)
+        #expect(result.stderr.contains("25 frames"))
+        #expect(result.stderr.contains("median changed-block fraction"))
+    }
+
+    @Test func runtimeFailureExitsOneNamingTheElement() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data((0..<4096).map { UInt8($0 % 241) }).write(to: dir.appendingPathComponent("junk.avi"))
+        try "filesrc location=junk.avi ! decodebin ! videoconvert ! residual\n".write(
+            to: dir.appendingPathComponent("j.pipeline"), atomically: true, encoding: .utf8)
+        let result = try skipd("run", "j.pipeline", in: dir)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("GStreamer element '"))
+    }
+
+    @Test func runRejectsAnInvalidFileWithExitTwo() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "filesrc location=missing.avi ! decodebin ! residual\n".write(
+            to: dir.appendingPathComponent("m.pipeline"), atomically: true, encoding: .utf8)
+        let result = try skipd("run", "m.pipeline", in: dir)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("m.pipeline:1:18: error: input file 'missing.avi' does not exist"))
+    }
+
+    /// The main job of the README: every frame of the plaza clip becomes one JSON line.
+    @Test func vtestPipelineProcessesAll795Frames() throws {
+        let clip = Self.root.appendingPathComponent("assets/vtest.avi")
+        try #require(
+            FileManager.default.fileExists(atPath: clip.path), "assets/vtest.avi missing: run scripts/fetch-assets")
+        let result = try skipd("run", "pipelines/vtest-residual.pipeline")
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try String(contentsOf: Self.root.appendingPathComponent("out/vtest.jsonl"), encoding: .utf8)
+            .split(separator: "\n")
+        #expect(lines.count == 795)
+        #expect(result.stderr.contains("795 frames"))
+        #expect(result.stderr.contains("median changed-block fraction"))
+    }
+}
