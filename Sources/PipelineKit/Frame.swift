@@ -10,8 +10,7 @@ public struct Frame: Sendable {
     public var skipped: Bool
     public var metadata: FrameMetadata
 
-    public init(index: Int, pts: UInt64?, image: VideoImage, skipped: Bool = false, metadata: FrameMetadata = .init())
-    {
+    public init(index: Int, pts: UInt64?, image: VideoImage, skipped: Bool = false, metadata: FrameMetadata = .init()) {
         self.index = index
         self.pts = pts
         self.image = image

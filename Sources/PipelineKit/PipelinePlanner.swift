@@ -81,7 +81,8 @@ public struct PipelinePlanner: Sendable {
                 stageCounts[info.name] = count + 1
                 let name = properties.name ?? "\(info.name)\(count)"
                 if stages.contains(where: { $0.name == name }) {
-                    throw context.error("two stages are named '\(name)': instance names must be unique", at: element.head)
+                    throw context.error(
+                        "two stages are named '\(name)': instance names must be unique", at: element.head)
                 }
                 stages.append(
                     StageSpec(name: name, stage: type, properties: properties.values, location: element.head.location))
@@ -95,7 +96,8 @@ public struct PipelinePlanner: Sendable {
                 }
                 let link = stages.count
                 if let earlier = linkLocations[link] {
-                    throw context.error("this link is already configured by the 'channel' at \(earlier)", at: element.head)
+                    throw context.error(
+                        "this link is already configured by the 'channel' at \(earlier)", at: element.head)
                 }
                 linkLocations[link] = element.head.location
                 while links.count <= link { links.append(LinkSpec()) }
@@ -195,7 +197,8 @@ public struct PipelinePlanner: Sendable {
 
     private func checkSourceStart(_ element: ElementSyntax, context: DiagnosticContext) throws(PipelineDiagnostic) {
         guard case .element(let name) = element.kind, let factory = GStreamer.factory(named: name.text) else {
-            throw context.error("a pipeline must start with a GStreamer source element, not a caps filter", at: element.head)
+            throw context.error(
+                "a pipeline must start with a GStreamer source element, not a caps filter", at: element.head)
         }
         defer { gst_object_unref(UnsafeMutableRawPointer(factory)) }
         if swgst_factory_has_pads(factory, GST_PAD_SINK) != 0 {

@@ -17,7 +17,9 @@ public final class PixelStorage: @unchecked Sendable {
 
     public init(bytes: [UInt8]) {
         let memory = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
-        bytes.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(memory), byteCount: $0.count) }
+        bytes.withUnsafeBytes {
+            memory.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(memory), byteCount: $0.count)
+        }
         owner = .allocated(memory)
         baseAddress = UnsafeRawPointer(memory)
         count = bytes.count

@@ -34,7 +34,8 @@ final class SinkSegment: @unchecked Sendable {
         let flow = gst_app_src_push_buffer(appsrc, buffer)
         try gst.checkBus()
         guard flow == GST_FLOW_OK else {
-            throw GStreamerError(element: Self.appsrcName, message: "downstream refused the frame (flow \(flow.rawValue))")
+            throw GStreamerError(
+                element: Self.appsrcName, message: "downstream refused the frame (flow \(flow.rawValue))")
         }
     }
 

@@ -18,7 +18,9 @@ public struct Gate: Stage {
         properties: [
             .double("min-changed", default: 0, range: 0...1, "below this active fraction the frame is skipped"),
             .int("block", default: 0, range: 0...1024, "mask block in pixels, a multiple of residual's; 0: the same"),
-            .int("refresh", default: 300, range: 0...1_000_000, "every this many frames the whole mask is active; 0: never"),
+            .int(
+                "refresh", default: 300, range: 0...1_000_000,
+                "every this many frames the whole mask is active; 0: never"),
         ])
 
     private let minChanged: Double

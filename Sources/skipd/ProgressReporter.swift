@@ -62,7 +62,8 @@ final class ProgressReporter: Sendable {
             ]
             if !s.changed.isEmpty {
                 let sorted = s.changed.sorted()
-                let median = sorted.count % 2 == 1
+                let median =
+                    sorted.count % 2 == 1
                     ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
                 lines.append(String(format: "median changed-block fraction: %.4f (%.2f %%)", median, median * 100))
             }

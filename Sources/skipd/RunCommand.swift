@@ -1,8 +1,8 @@
-import Synchronization
 import ArgumentParser
 import Foundation
 import PipelineKit
 import Plugins
+import Synchronization
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

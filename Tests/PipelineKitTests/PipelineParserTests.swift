@@ -29,7 +29,8 @@ import Testing
         #expect(!Self.isCaps(source))
         #expect(source.head.location == PipelineKit.SourceLocation(line: 1, column: 1))
         #expect(source.properties.count == 1)
-        #expect(source.properties[0].key == SourceText("num-buffers", at: PipelineKit.SourceLocation(line: 1, column: 14)))
+        #expect(
+            source.properties[0].key == SourceText("num-buffers", at: PipelineKit.SourceLocation(line: 1, column: 14)))
         #expect(source.properties[0].value == SourceText("5", at: PipelineKit.SourceLocation(line: 1, column: 26)))
         #expect(source.properties[0].raw == "5")
 
@@ -51,10 +52,11 @@ import Testing
             """
         let syntax = try Self.parse(text)
         #expect(Self.names(syntax) == ["videotestsrc", "residual", "gate", "fakesink"])
-        #expect(syntax.elements.map(\.head.location) == [
-            PipelineKit.SourceLocation(line: 2, column: 1), PipelineKit.SourceLocation(line: 3, column: 5),
-            PipelineKit.SourceLocation(line: 5, column: 5), PipelineKit.SourceLocation(line: 6, column: 5),
-        ])
+        #expect(
+            syntax.elements.map(\.head.location) == [
+                PipelineKit.SourceLocation(line: 2, column: 1), PipelineKit.SourceLocation(line: 3, column: 5),
+                PipelineKit.SourceLocation(line: 5, column: 5), PipelineKit.SourceLocation(line: 6, column: 5),
+            ])
 
         let source = syntax.elements[0]
         #expect(source.properties.map(\.key.text) == ["pattern"])
@@ -64,12 +66,14 @@ import Testing
         let residual = syntax.elements[1]
         #expect(residual.properties.map(\.key.text) == ["threshold", "block"])
         #expect(residual.properties.map(\.value.text) == ["10", "8"])
-        #expect(residual.properties.map(\.key.location) == [
-            PipelineKit.SourceLocation(line: 3, column: 14), PipelineKit.SourceLocation(line: 3, column: 27),
-        ])
-        #expect(residual.properties.map(\.value.location) == [
-            PipelineKit.SourceLocation(line: 3, column: 24), PipelineKit.SourceLocation(line: 3, column: 33),
-        ])
+        #expect(
+            residual.properties.map(\.key.location) == [
+                PipelineKit.SourceLocation(line: 3, column: 14), PipelineKit.SourceLocation(line: 3, column: 27),
+            ])
+        #expect(
+            residual.properties.map(\.value.location) == [
+                PipelineKit.SourceLocation(line: 3, column: 24), PipelineKit.SourceLocation(line: 3, column: 33),
+            ])
         #expect(syntax.elements[2].properties.isEmpty)
         #expect(syntax.elements[3].properties.isEmpty)
     }
@@ -83,7 +87,9 @@ import Testing
         let syntax = try Self.parse(text)
         #expect(Self.names(syntax) == ["videotestsrc", "jsonsink"])
         #expect(syntax.elements[1].head.location == PipelineKit.SourceLocation(line: 2, column: 1))
-        #expect(syntax.elements[1].properties[0].value == SourceText("out#1.jsonl", at: PipelineKit.SourceLocation(line: 2, column: 19)))
+        #expect(
+            syntax.elements[1].properties[0].value
+                == SourceText("out#1.jsonl", at: PipelineKit.SourceLocation(line: 2, column: 19)))
     }
 
     @Test func quotedValuesWithSpacesBangsAndEscapes() throws {
@@ -106,15 +112,19 @@ import Testing
         #expect(residual.head.location == PipelineKit.SourceLocation(line: 2, column: 5))
         #expect(residual.properties.count == 1)
         #expect(residual.properties[0].key == SourceText("name", at: PipelineKit.SourceLocation(line: 2, column: 14)))
-        #expect(residual.properties[0].value == SourceText("first ! stage", at: PipelineKit.SourceLocation(line: 2, column: 19)))
+        #expect(
+            residual.properties[0].value
+                == SourceText("first ! stage", at: PipelineKit.SourceLocation(line: 2, column: 19)))
         #expect(residual.properties[0].raw == "'first ! stage'")
 
         let jsonsink = syntax.elements[2]
         #expect(jsonsink.head.location == PipelineKit.SourceLocation(line: 3, column: 5))
         #expect(jsonsink.properties.count == 1)
-        #expect(jsonsink.properties[0].key == SourceText("location", at: PipelineKit.SourceLocation(line: 3, column: 14)))
         #expect(
-            jsonsink.properties[0].value == SourceText(#"say "hi" \ bye.jsonl"#, at: PipelineKit.SourceLocation(line: 3, column: 23)))
+            jsonsink.properties[0].key == SourceText("location", at: PipelineKit.SourceLocation(line: 3, column: 14)))
+        #expect(
+            jsonsink.properties[0].value
+                == SourceText(#"say "hi" \ bye.jsonl"#, at: PipelineKit.SourceLocation(line: 3, column: 23)))
         #expect(jsonsink.properties[0].raw == #""say \"hi\" \\ bye.jsonl""#)
         #expect(jsonsink.properties[0].launchText == #"location="say \"hi\" \\ bye.jsonl""#)
     }
@@ -124,7 +134,9 @@ import Testing
         let syntax = try Self.parse(text)
         #expect(Self.names(syntax) == ["videotestsrc", "residual", "jsonsink"])
         // residual at 16, name at 25, '=' at 29, value (opening quote) at 30.
-        #expect(syntax.elements[1].properties[0].value == SourceText(#"a\"#, at: PipelineKit.SourceLocation(line: 1, column: 30)))
+        #expect(
+            syntax.elements[1].properties[0].value
+                == SourceText(#"a\"#, at: PipelineKit.SourceLocation(line: 1, column: 30)))
         // `'a\'` ends at 33; " ! " puts jsonsink at 37, location at 46, '=' at 54, value at 55.
         #expect(syntax.elements[2].head.location == PipelineKit.SourceLocation(line: 1, column: 37))
         #expect(
@@ -164,9 +176,10 @@ import Testing
             """
         let syntax = try Self.parse(text)
         // The newline becomes one space, followed by the four spaces of indentation.
-        #expect(Self.names(syntax) == [
-            "videotestsrc", "video/x-raw,     format=RGB", #"image/jpeg,comment="a ! b""#, "residual",
-        ])
+        #expect(
+            Self.names(syntax) == [
+                "videotestsrc", "video/x-raw,     format=RGB", #"image/jpeg,comment="a ! b""#, "residual",
+            ])
         #expect(syntax.elements.map(Self.isCaps) == [false, true, true, false])
         #expect(syntax.elements[1].head.location == PipelineKit.SourceLocation(line: 1, column: 16))
         // Line 2: "    format=RGB ! image/jpeg…": format at 5, '!' at 16, image/jpeg at 18.
@@ -201,7 +214,9 @@ import Testing
         guard syntax.elements.count == 3 else { return }
         #expect(syntax.elements[1].head.location == PipelineKit.SourceLocation(line: 2, column: 3))
         #expect(syntax.elements[1].properties[0].key.location == PipelineKit.SourceLocation(line: 2, column: 12))
-        #expect(syntax.elements[1].properties[0].value == SourceText("3", at: PipelineKit.SourceLocation(line: 2, column: 22)))
+        #expect(
+            syntax.elements[1].properties[0].value
+                == SourceText("3", at: PipelineKit.SourceLocation(line: 2, column: 22)))
         #expect(syntax.elements[2].head.location == PipelineKit.SourceLocation(line: 3, column: 3))
     }
 
@@ -349,7 +364,8 @@ import Testing
             Issue.record("expected an error, parsed \(Self.names(syntax))")
         } catch {
             #expect(error.file == Self.file)
-            #expect(error.location == PipelineKit.SourceLocation(line: test.line, column: test.column), "\(error.headline)")
+            #expect(
+                error.location == PipelineKit.SourceLocation(line: test.line, column: test.column), "\(error.headline)")
             #expect(error.message.contains(test.message), "\(error.headline)")
             #expect(error.headline == "\(Self.file):\(test.line):\(test.column): error: \(error.message)")
         }

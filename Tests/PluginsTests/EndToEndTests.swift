@@ -24,7 +24,8 @@ import Testing
         #expect(zip(frames, frames.dropFirst()).allSatisfy { $0.pts! < $1.pts! })
         // 162 RGB pixels = 486 bytes, padded to 488 by GStreamer: the stride must come from GStreamer.
         #expect(frames[0].image.format.stride == 488)
-        #expect(frames.allSatisfy { $0.metadata[ResidualMap.Key.self] != nil && $0.metadata[BlockMask.Key.self] != nil })
+        #expect(
+            frames.allSatisfy { $0.metadata[ResidualMap.Key.self] != nil && $0.metadata[BlockMask.Key.self] != nil })
         // The ball moves: every frame after the first changes some, but far from all, blocks.
         let changed = frames.dropFirst().map { $0.metadata[ResidualMap.Key.self]!.changedFraction }
         #expect(changed.allSatisfy { $0 > 0 && $0 < 0.5 })
@@ -105,7 +106,8 @@ import Testing
     }
 
     @Test func stopEndsTheStreamCleanly() async throws {
-        let plan = try plan("videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=50/1,format=GRAY8 ! residual")
+        let plan = try plan(
+            "videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=50/1,format=GRAY8 ! residual")
         let stop = StopSignal()
         let collected = FrameCollector()
         let report = try await PipelineRunner(plan: plan).run(stop: stop) { frame in

@@ -20,8 +20,11 @@ import Testing
             .run(frames([[], [3], []]))
         #expect(out.map(\.skipped) == [false, true, false, true])
         let masks = try out.map { try #require($0.metadata[BlockMask.Key.self]) }
-        #expect(masks.map(\.active) == [[true, true, true, true], [false, false, false, false],
-            [false, false, false, true], [false, false, false, false]])
+        #expect(
+            masks.map(\.active) == [
+                [true, true, true, true], [false, false, false, false],
+                [false, false, false, true], [false, false, false, false],
+            ])
     }
 
     /// A skipped frame's blocks were committed by residual; they must join the next mask that is passed on.

@@ -15,7 +15,9 @@ import Testing
         return try planner.plan(text: text, file: file)
     }
 
-    static func at(_ line: Int, _ column: Int) -> PipelineKit.SourceLocation { PipelineKit.SourceLocation(line: line, column: column) }
+    static func at(_ line: Int, _ column: Int) -> PipelineKit.SourceLocation {
+        PipelineKit.SourceLocation(line: line, column: column)
+    }
 
     static func isStage(_ spec: StageSpec, _ type: any Stage.Type) -> Bool {
         ObjectIdentifier(spec.stage) == ObjectIdentifier(type)
@@ -194,7 +196,8 @@ import Testing
         Malformed(
             label: "unknown stage property",
             text: "videotestsrc ! residual treshold=10 ! fakesink",
-            line: 1, column: 25, message: "stage 'residual' has no property 'treshold' (it has: threshold, block, name)"),
+            line: 1, column: 25, message: "stage 'residual' has no property 'treshold' (it has: threshold, block, name)"
+        ),
         Malformed(
             label: "stage int property that is not a number",
             text: """
@@ -394,10 +397,11 @@ import Testing
             _ = try Self.plan("videotestsrc ! residual ! jsonsink")
             Issue.record("expected an error")
         } catch {
-            #expect(error.headline == """
-                t.pipeline:1:27: error: stage 'jsonsink' needs property 'location' \
-                (output file; parent directories are created)
-                """)
+            #expect(
+                error.headline == """
+                    t.pipeline:1:27: error: stage 'jsonsink' needs property 'location' \
+                    (output file; parent directories are created)
+                    """)
         }
     }
 
