@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Runs a ``PipelinePlan``: a source task feeds the first link, one task per stage moves frames from its input
@@ -15,6 +16,7 @@ public struct PipelineRunner: Sendable {
     public var pollInterval: Duration = .milliseconds(100)
     /// How long the sink segment may take to flush after end-of-stream.
     public var sinkFlushTimeout: Duration = .seconds(30)
+    public var logger = Logger(label: "skipd.pipeline")
 
     public init(plan: PipelinePlan) {
         self.plan = plan
@@ -52,6 +54,11 @@ public struct PipelineRunner: Sendable {
             throw PipelineRunError(error)
         }
 
+        logger.info(
+            "pipeline started",
+            metadata: [
+                "file": "\(plan.file)", "live": "\(live)", "stages": "\(plan.stages.map(\.name).joined(separator: ","))",
+            ])
         let links = plan.links.map { spec in
             BoundedChannel<Frame>(
                 capacity: spec.capacity ?? ChannelElement.defaultCapacity,
@@ -97,9 +104,13 @@ public struct PipelineRunner: Sendable {
             }
         } catch {
             await Self.stop(source, sourceWorker, sink, sinkWorker)
+            logger.error("pipeline failed", metadata: ["file": "\(plan.file)", "error": "\(PipelineRunError(error))"])
             throw PipelineRunError(error)
         }
         await Self.stop(source, sourceWorker, sink, sinkWorker)
+        logger.info(
+            "end of stream",
+            metadata: ["file": "\(plan.file)", "frames-in": "\(framesIn.value)", "frames-out": "\(framesOut.value)"])
         return RunReport(
             framesIn: framesIn.value, framesOut: framesOut.value,
             links: zip(linkNames, links).map { LinkReport(name: $0, stats: $1.stats) },

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PipelineKit
 import Plugins
 import Synchronization
@@ -17,7 +18,16 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress output, only the summary.")
     var quiet = false
 
+    @Flag(name: .shortAndLong, help: "Log pipeline events (start, liveness, end of stream) to standard error.")
+    var verbose = false
+
     func run() async throws {
+        let level: Logger.Level = verbose ? .info : .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
         let planner = PipelinePlanner(registry: .standard)
         let plan: PipelinePlan
         do throws(PipelineDiagnostic) {
