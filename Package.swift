@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -26,11 +27,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "SkipNet",
+            dependencies: ["COpenBLAS", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            linkerSettings: [.linkedLibrary("m")]
+        ),
         .target(name: "Plugins", dependencies: ["PipelineKit"]),
         .executableTarget(
             name: "skipd",
             dependencies: [
-                "PipelineKit", "Plugins",
+                "PipelineKit", "Plugins", "SkipNet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -38,6 +45,7 @@ let package = Package(
         .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "PipelineKit"]),
         .testTarget(name: "skipdTests", dependencies: ["skipd"]),
+        .testTarget(name: "SkipNetTests", dependencies: ["SkipNet"], exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -6,7 +6,7 @@ struct Skipd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "skipd",
         abstract: "Video analytics that computes only what changed.",
-        subcommands: [RunCommand.self, CheckCommand.self, StagesCommand.self])
+        subcommands: [RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self])
 }
 
 /// Exit codes shared by the commands.
