@@ -33,7 +33,7 @@ let package = Package(
             dependencies: ["COpenBLAS", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             linkerSettings: [.linkedLibrary("m")]
         ),
-        .target(name: "Plugins", dependencies: ["PipelineKit"]),
+        .target(name: "Plugins", dependencies: ["PipelineKit", "SkipNet"]),
         .executableTarget(
             name: "skipd",
             dependencies: [
@@ -43,7 +43,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit"]),
-        .testTarget(name: "PluginsTests", dependencies: ["Plugins", "PipelineKit"]),
+        .testTarget(name: "PluginsTests", dependencies: ["Plugins", "PipelineKit", "SkipNet"]),
         .testTarget(name: "skipdTests", dependencies: ["skipd"]),
         .testTarget(name: "SkipNetTests", dependencies: ["SkipNet"], exclude: ["Reference"]),
     ],

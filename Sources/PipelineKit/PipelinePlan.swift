@@ -15,6 +15,16 @@ public struct PipelinePlan: Sendable {
     public var sink: Segment?
 }
 
+extension PipelinePlan {
+    /// A plan that only decodes: the GStreamer source segment straight to the runner's output (no stages).
+    /// For tools that want frames in memory, such as `skipd bench`.
+    public static func decoding(_ source: String) -> PipelinePlan {
+        PipelinePlan(
+            file: "<decode>", source: Segment(description: source, location: SourceLocation(line: 1, column: 1)),
+            stages: [], links: [LinkSpec()], sink: nil)
+    }
+}
+
 /// One stage instance of a plan.
 public struct StageSpec: Sendable {
     /// Instance name used in errors and metrics: `name=` from the file, else the stage name and its position.

@@ -57,7 +57,8 @@ public struct PipelineRunner: Sendable {
         logger.info(
             "pipeline started",
             metadata: [
-                "file": "\(plan.file)", "live": "\(live)", "stages": "\(plan.stages.map(\.name).joined(separator: ","))",
+                "file": "\(plan.file)", "live": "\(live)",
+                "stages": "\(plan.stages.map(\.name).joined(separator: ","))",
             ])
         let links = plan.links.map { spec in
             BoundedChannel<Frame>(

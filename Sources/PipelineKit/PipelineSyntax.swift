@@ -34,7 +34,7 @@ public struct PropertySyntax: Sendable {
     /// `key=value` in gst-launch syntax, quoted only when the value needs it.
     public var launchText: String { "\(key.text)=\(PropertySyntax.quoted(value.text))" }
 
-    static func quoted(_ value: String) -> String {
+    public static func quoted(_ value: String) -> String {
         let plain = !value.isEmpty && value.allSatisfy { !$0.isWhitespace && !"\"'!\\".contains($0) }
         if plain { return value }
         let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")

@@ -26,4 +26,5 @@ public final class FrameCollector: Sendable {
     public init() {}
     public func append(_ frame: Frame) { storage.withLock { $0.append(frame) } }
     public var frames: [Frame] { storage.withLock { $0 } }
+    public var count: Int { storage.withLock { $0.count } }
 }

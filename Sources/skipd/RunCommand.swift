@@ -22,12 +22,7 @@ struct RunCommand: AsyncParsableCommand {
     var verbose = false
 
     func run() async throws {
-        let level: Logger.Level = verbose ? .info : .warning
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        if verbose { Skipd.logLevel.withLock { $0 = .info } }
         let planner = PipelinePlanner(registry: .standard)
         let plan: PipelinePlan
         do throws(PipelineDiagnostic) {

@@ -1,12 +1,36 @@
 import ArgumentParser
 import Foundation
+import Logging
+import Synchronization
 
 @main
 struct Skipd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "skipd",
         abstract: "Video analytics that computes only what changed.",
-        subcommands: [RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self])
+        subcommands: [RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self, BenchCommand.self])
+
+    /// Log level for loggers created from now on; `run --verbose` raises it before building its pipeline.
+    static let logLevel = Mutex(Logger.Level.warning)
+
+    static func main() async {
+        BLASSetup.reexecWithCoreTypeIfNeeded()
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Skipd.logLevel.withLock { $0 }
+            return handler
+        }
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Exit codes shared by the commands.

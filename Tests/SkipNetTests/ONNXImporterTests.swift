@@ -28,7 +28,12 @@ import Testing
 
     struct Facts: Decodable {
         var outputs: [String: [Int]]
-        var conv_macs: Int
+        var convMACs: Int
+
+        enum CodingKeys: String, CodingKey {
+            case outputs
+            case convMACs = "conv_macs"
+        }
     }
 
     func asset(_ name: String) throws -> String {
@@ -43,7 +48,7 @@ import Testing
         let facts = try JSONDecoder().decode(Facts.self, from: try Self.python(["facts", path, input.shapeText]))
         let graph = try ONNXImporter.load(path: path, inputShape: input)
         let summary = ModelSummary(graph)
-        #expect(summary.totalMACs == facts.conv_macs)
+        #expect(summary.totalMACs == facts.convMACs)
         #expect(Dictionary(uniqueKeysWithValues: summary.outputs.map { ($0.name, $0.shape) }) == facts.outputs)
     }
 
@@ -61,7 +66,11 @@ import Testing
             var w: [Float]
             var b: [Float]
         }
-        var conv_bn: ConvBN
+        var convBN: ConvBN
+
+        enum CodingKeys: String, CodingKey {
+            case convBN = "conv_bn"
+        }
     }
 
     private func madeModels() throws -> URL {
@@ -82,8 +91,8 @@ import Testing
         let w = try #require(conv.inputs[1].flatMap { graph.constants[$0] })
         let b = try #require(conv.inputs[2].flatMap { graph.constants[$0] })
         #expect(w.shape == [4, 3, 3, 3])
-        #expect(zip(w.data, expected.conv_bn.w).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
-        #expect(zip(b.data, expected.conv_bn.b).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+        #expect(zip(w.data, expected.convBN.w).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+        #expect(zip(b.data, expected.convBN.b).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
         #expect(graph.values[conv.outputs[0]].name == "y")
         #expect(graph.shape(of: conv.outputs[0]) == [1, 4, 5, 7])
     }

@@ -9,22 +9,50 @@ public enum ONNXImporter {
 
     /// - Parameter inputShape: replaces the declared dims of the model's single input (`1x3x576x768`).
     public static func load(path: String, inputShape: [Int]? = nil) throws(ModelError) -> Graph {
+        try build(try parse(path: path), name: path, inputShape: inputShape)
+    }
+
+    /// The declared dims of the model's single real input (-1 where dynamic), to build an `--input` from.
+    public static func declaredInputShape(path: String) throws(ModelError) -> [Int] {
+        let model = try parse(path: path)
+        let initializers = Set(model.graph.initializer.map(\.name))
+        let inputs = model.graph.input.filter { !initializers.contains($0.name) }
+        guard inputs.count == 1 else {
+            throw ModelError("\(path) has \(inputs.count) inputs; expected one image input")
+        }
+        return dims(inputs[0])
+    }
+
+    static func dims(_ input: Onnx_ValueInfoProto) -> [Int] {
+        input.type.tensorType.shape.dim.map { dim -> Int in
+            if case .dimValue(let v)? = dim.value { return Int(v) }
+            return -1
+        }
+    }
+
+    private static func parse(path: String) throws(ModelError) -> Onnx_ModelProto {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw ModelError("cannot read \(path): \(error.localizedDescription)")
         }
-        return try load(data: data, name: path, inputShape: inputShape)
+        return try parse(data: data, name: path)
     }
 
-    public static func load(data: Data, name: String, inputShape: [Int]? = nil) throws(ModelError) -> Graph {
-        let model: Onnx_ModelProto
+    private static func parse(data: Data, name: String) throws(ModelError) -> Onnx_ModelProto {
         do {
-            model = try Onnx_ModelProto(serializedBytes: data)
+            return try Onnx_ModelProto(serializedBytes: data)
         } catch {
             throw ModelError("\(name) is not a valid ONNX model (truncated or corrupt): \(error)")
         }
+    }
+
+    public static func load(data: Data, name: String, inputShape: [Int]? = nil) throws(ModelError) -> Graph {
+        try build(try parse(data: data, name: name), name: name, inputShape: inputShape)
+    }
+
+    private static func build(_ model: Onnx_ModelProto, name: String, inputShape: [Int]?) throws(ModelError) -> Graph {
         guard model.hasGraph, !model.graph.node.isEmpty else { throw ModelError("\(name) holds no graph") }
         let opset = model.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }.map { Int($0.version) }
         guard let opset else { throw ModelError("\(name) imports no default-domain opset") }
@@ -73,10 +101,7 @@ struct GraphBuilder {
                     + realInputs.map(\.name).joined(separator: ", "))
         }
         for input in realInputs {
-            let declared = input.type.tensorType.shape.dim.map { dim -> Int in
-                if case .dimValue(let v)? = dim.value { return Int(v) }
-                return -1
-            }
+            let declared = ONNXImporter.dims(input)
             let shape = inputShape ?? declared
             if let inputShape, !declared.isEmpty, inputShape.count != declared.count {
                 throw ModelError(

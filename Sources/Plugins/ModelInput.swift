@@ -1,0 +1,81 @@
+import PipelineKit
+import SkipNet
+
+/// How a frame becomes a model's input tensor: layout from the model's input shape (`1×3×H×W` is NCHW,
+/// `1×H×W×3` NHWC), channel order, `value = (pixel − mean) × scale` per channel, and a nearest-neighbour resize
+/// when the frame's size differs (put `videoscale` in the pipeline for a smoother one).
+public struct ModelInput: Sendable {
+    public enum Layout: String, Sendable {
+        case nchw, nhwc
+    }
+
+    public var shape: [Int]
+    public var layout: Layout
+    public var mean: [Float]
+    public var scale: [Float]
+    /// `rgb` or `bgr`: the channel order the model expects.
+    public var channelOrder: String
+
+    public var height: Int { layout == .nchw ? shape[2] : shape[1] }
+    public var width: Int { layout == .nchw ? shape[3] : shape[2] }
+
+    public init(shape: [Int], mean: [Float] = [0], scale: [Float] = [1], channelOrder: String = "rgb")
+        throws(ModelError)
+    {
+        guard shape.count == 4, shape[0] == 1 else {
+            throw ModelError("model input \(shape.shapeText) is not a single image (1×3×H×W or 1×H×W×3)")
+        }
+        if shape[1] == 3 {
+            layout = .nchw
+        } else if shape[3] == 3 {
+            layout = .nhwc
+        } else {
+            throw ModelError("model input \(shape.shapeText) has no 3-channel axis (1×3×H×W or 1×H×W×3)")
+        }
+        guard [1, 3].contains(mean.count), [1, 3].contains(scale.count) else {
+            throw ModelError("mean and scale take 1 or 3 values")
+        }
+        self.shape = shape
+        self.mean = mean
+        self.scale = scale
+        self.channelOrder = channelOrder
+    }
+
+    /// The model input shape for a frame size, from a model's declared shape (whose H and W are replaced).
+    public static func shape(declared: [Int], width: Int, height: Int) -> [Int]? {
+        guard declared.count == 4 else { return nil }
+        if declared[1] == 3 { return [1, 3, height, width] }
+        if declared[3] == 3 { return [1, height, width, 3] }
+        return nil
+    }
+
+    /// Writes the frame into `output` (`shape` elements).
+    public func fill(_ image: VideoImage, into output: UnsafeMutablePointer<Float>) throws(ModelError) {
+        let source: [Int]
+        switch image.format.pixelFormat {
+        case "RGB", "RGBx", "RGBA": source = channelOrder == "bgr" ? [2, 1, 0] : [0, 1, 2]
+        case "BGR", "BGRx", "BGRA": source = channelOrder == "bgr" ? [0, 1, 2] : [2, 1, 0]
+        default:
+            throw ModelError("the model stage needs RGB or BGR video, got \(image.format.pixelFormat)")
+        }
+        let bpp = image.format.bytesPerPixel ?? 3
+        let (h, w) = (height, width)
+        let plane = h * w
+        let m = (0..<3).map { mean[mean.count == 3 ? $0 : 0] }
+        let s = (0..<3).map { scale[scale.count == 3 ? $0 : 0] }
+        let xs = (0..<w).map { ($0 * image.width / w) * bpp }
+        for y in 0..<h {
+            let row = image.row(y * image.height / h).assumingMemoryBound(to: UInt8.self)
+            for c in 0..<3 {
+                let (offset, mc, sc) = (source[c], m[c], s[c])
+                if layout == .nchw {
+                    let out = output + c * plane + y * w
+                    for x in 0..<w { out[x] = (Float(row[xs[x] + offset]) - mc) * sc }
+                } else {
+                    let out = output + y * w * 3 + c
+                    for x in 0..<w { out[x * 3] = (Float(row[xs[x] + offset]) - mc) * sc }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+import Foundation
+
+/// Runs a ``Graph`` densely, frame after frame, with every buffer planned at construction: no allocation per frame.
+///
+/// Activations are NCHW (ONNX's own layout, so every operator's axis semantics carry over unchanged, and a conv is
+/// `W[Cout×Cin·k²] × im2col[Cin·k² × H·W]` with the long H·W side as GEMM's N). Buffers are reused once their last
+/// reader has run (liveness over the node order). A convolution whose only reader is a Relu, LeakyRelu or Clip
+/// applies it in its own epilogue. Not thread-safe: one executor per inference task.
+public final class DenseExecutor {
+    public let graph: Graph
+    /// OpenBLAS threads used by this executor's GEMMs.
+    public let threads: Int
+    private var steps: [() -> Void] = []
+    /// The node each step runs (a fused activation is part of its convolution's step).
+    private var stepNodes: [NodeInfo] = []
+    private var slots: [UnsafeMutablePointer<Float>] = []
+    private var slotOf: [Int: Int] = [:]
+    private var constantMemory: [Int: UnsafeMutablePointer<Float>] = [:]
+    private var scratch: UnsafeMutablePointer<Float>
+    public let inputShape: [Int]
+    public let outputShapes: [[Int]]
+    /// Floats held by activation buffers and scratch (not weights), after reuse.
+    public private(set) var plannedFloats = 0
+
+    public init(graph: Graph, threads: Int = 1) throws(ModelError) {
+        guard graph.inputs.count == 1 else {
+            throw ModelError("the dense executor runs single-input models; this one has \(graph.inputs.count)")
+        }
+        self.graph = graph
+        self.threads = threads
+        inputShape = graph.shape(of: graph.inputs[0])
+        outputShapes = graph.outputs.map { graph.shape(of: $0) }
+        scratch = .allocate(capacity: 1)
+        for (id, tensor) in graph.constants {
+            let memory = UnsafeMutablePointer<Float>.allocate(capacity: max(tensor.count, 1))
+            tensor.data.withUnsafeBufferPointer { memory.initialize(from: $0.baseAddress!, count: tensor.count) }
+            constantMemory[id] = memory
+        }
+        try plan()
+    }
+
+    deinit {
+        for p in slots { p.deallocate() }
+        for p in constantMemory.values { p.deallocate() }
+        scratch.deallocate()
+    }
+
+    /// Runs the model on one input laid out as ``inputShape``; results stay in ``output(_:)`` until the next run.
+    public func run(_ input: UnsafeBufferPointer<Float>) throws(ModelError) {
+        let expected = inputShape.reduce(1, *)
+        guard input.count == expected, let base = input.baseAddress else {
+            throw ModelError("input holds \(input.count) values; the model takes \(inputShape.shapeText) = \(expected)")
+        }
+        pointer(graph.inputs[0]).update(from: base, count: expected)
+        Kernels.setThreads(threads)
+        for step in steps { step() }
+    }
+
+    /// Runs once and returns each step's wall time in seconds, for `skipd bench dense --profile`.
+    public func profile(_ input: UnsafeBufferPointer<Float>) throws(ModelError) -> [(node: NodeInfo, seconds: Double)] {
+        try run(input)
+        var times: [(NodeInfo, Double)] = []
+        for (step, node) in zip(steps, stepNodes) {
+            let start = ContinuousClock.now
+            step()
+            let d = ContinuousClock.now - start
+            times.append((node, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18))
+        }
+        return times
+    }
+
+    public func output(_ index: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: pointer(graph.outputs[index]), count: outputShapes[index].reduce(1, *))
+    }
+
+    /// Runs and copies every output (allocates: for tests and tools, not for the frame loop).
+    public func run(_ input: Tensor) throws(ModelError) -> [Tensor] {
+        guard input.shape == inputShape else {
+            throw ModelError("input shape \(input.shape.shapeText) differs from the model's \(inputShape.shapeText)")
+        }
+        try input.data.withUnsafeBufferPointer { (buffer) throws(ModelError) in try run(buffer) }
+        return outputShapes.indices.map { Tensor(shape: outputShapes[$0], data: Array(output($0))) }
+    }
+
+    private func pointer(_ value: Int) -> UnsafeMutablePointer<Float> {
+        if let c = constantMemory[value] { return c }
+        return slots[slotOf[value]!]
+    }
+
+    // MARK: - Planning
+
+    private func plan() throws(ModelError) {
+        let nodes = graph.nodes
+        var readers = Array(repeating: 0, count: graph.values.count)
+        var lastUse = Array(repeating: -1, count: graph.values.count)
+        for (i, node) in nodes.enumerated() {
+            for case let v? in node.inputs {
+                readers[v] += 1
+                lastUse[v] = i
+            }
+        }
+        let keep = Set(graph.outputs + graph.inputs)
+
+        // Fuse a conv with the activation that is its only reader.
+        var fused: [Int: (activation: Kernels.Activation, output: Int)] = [:]
+        var skipped = Set<Int>()
+        var producerIndex: [Int: Int] = [:]
+        for (i, node) in nodes.enumerated() { for v in node.outputs { producerIndex[v] = i } }
+        for (i, node) in nodes.enumerated() {
+            let activation: Kernels.Activation
+            switch node.op {
+            case .relu: activation = .relu
+            case .leakyRelu(let alpha): activation = .leakyRelu(alpha: alpha)
+            case .clip(let lo, let hi): activation = .clip(min: lo, max: hi)
+            default: continue
+            }
+            guard let x = node.inputs[0], readers[x] == 1, !keep.contains(x), let p = producerIndex[x],
+                fused[p] == nil
+            else { continue }
+            switch nodes[p].op {
+            case .conv, .convTranspose: break
+            default: continue
+            }
+            fused[p] = (activation, node.outputs[0])
+            skipped.insert(i)
+            lastUse[node.outputs[0]] = max(lastUse[node.outputs[0]], i)
+        }
+
+        var free: [(slot: Int, capacity: Int)] = []
+        var capacities: [Int] = []
+        func allocate(_ value: Int) {
+            let size = max(graph.shape(of: value).reduce(1, *), 1)
+            if let best = free.enumerated().filter({ $0.element.capacity >= size }).min(by: {
+                $0.element.capacity < $1.element.capacity
+            }) {
+                slotOf[value] = best.element.slot
+                free.remove(at: best.offset)
+            } else {
+                capacities.append(size)
+                slotOf[value] = capacities.count - 1
+            }
+        }
+        func release(_ value: Int) {
+            guard let slot = slotOf[value], !keep.contains(value) else { return }
+            free.append((slot, capacities[slot]))
+        }
+
+        allocate(graph.inputs[0])
+        var scratchCount = 1
+        var builders: [(Int, Kernels.Activation, [Int])] = []
+        for (i, node) in nodes.enumerated() where !skipped.contains(i) {
+            let outputs = fused[i].map { [$0.output] } ?? node.outputs
+            for v in outputs { allocate(v) }
+            builders.append((i, fused[i]?.activation ?? .none, outputs))
+            scratchCount = max(scratchCount, scratchNeed(node))
+            // Values whose last reader is this node are free again (once, even if read twice).
+            for v in Set(node.inputs.compactMap { $0 }) where graph.constants[v] == nil && lastUse[v] <= i {
+                release(v)
+            }
+        }
+        slots = capacities.map { UnsafeMutablePointer<Float>.allocate(capacity: $0) }
+        scratch.deallocate()
+        scratch = .allocate(capacity: scratchCount)
+        plannedFloats = capacities.reduce(0, +) + scratchCount
+        for (i, activation, outputs) in builders {
+            steps.append(try step(nodes[i], activation: activation, outputs: outputs))
+            stepNodes.append(nodes[i].info)
+        }
+    }
+
+    private func scratchNeed(_ node: Graph.Node) -> Int {
+        switch node.op {
+        case .conv(let a): return Kernels.conv2dScratchCount(convParams(node, a))
+        case .convTranspose(let a, _, _): return Kernels.convTranspose2dScratchCount(convTransposeParams(node, a))
+        default: return 0
+        }
+    }
+
+    private func convParams(_ node: Graph.Node, _ a: ConvAttributes) -> Conv2DParams {
+        let x = graph.shape(of: node.inputs[0]!)
+        let y = graph.shape(of: node.outputs[0])
+        return Conv2DParams(
+            inC: x[1], inH: x[2], inW: x[3], outC: y[1], outH: y[2], outW: y[3], kH: a.kernel[0], kW: a.kernel[1],
+            strideH: a.strides[0], strideW: a.strides[1], padTop: a.pads[0], padLeft: a.pads[1],
+            padBottom: a.pads[2], padRight: a.pads[3], dilationH: a.dilations[0], dilationW: a.dilations[1],
+            groups: a.group)
+    }
+
+    private func convTransposeParams(_ node: Graph.Node, _ a: ConvAttributes) -> ConvTranspose2DParams {
+        let x = graph.shape(of: node.inputs[0]!)
+        let y = graph.shape(of: node.outputs[0])
+        return ConvTranspose2DParams(
+            inC: x[1], inH: x[2], inW: x[3], outC: y[1], outH: y[2], outW: y[3], kH: a.kernel[0], kW: a.kernel[1],
+            strideH: a.strides[0], strideW: a.strides[1], padTop: a.pads[0], padLeft: a.pads[1],
+            dilationH: a.dilations[0], dilationW: a.dilations[1], groups: a.group)
+    }
+
+    // MARK: - Steps
+
+    private func step(_ node: Graph.Node, activation: Kernels.Activation, outputs: [Int]) throws(ModelError)
+        -> () -> Void
+    {
+        func input(_ i: Int) throws(ModelError) -> UnsafeMutablePointer<Float> {
+            guard i < node.inputs.count, let v = node.inputs[i] else { throw .node(node.info, "missing input \(i)") }
+            return pointer(v)
+        }
+        func optional(_ i: Int) -> UnsafeMutablePointer<Float>? {
+            i < node.inputs.count ? node.inputs[i].map { pointer($0) } : nil
+        }
+        func constant(_ i: Int, _ what: String) throws(ModelError) -> UnsafeMutablePointer<Float> {
+            guard i < node.inputs.count, let v = node.inputs[i], let c = constantMemory[v] else {
+                throw .node(node.info, "\(what) must be constant")
+            }
+            return c
+        }
+        func shape(_ i: Int) -> [Int] { graph.shape(of: node.inputs[i]!) }
+        let x = try input(0)
+        let xShape = shape(0)
+        let y = pointer(outputs[0])
+        let yShape = graph.shape(of: outputs[0])
+        let count = yShape.reduce(1, *)
+        let scratch = scratch
+
+        switch node.op {
+        case .conv(let a):
+            let p = convParams(node, a)
+            let (w, b, n) = (try constant(1, "weights"), optional(2), xShape[0])
+            return {
+                Kernels.conv2d(
+                    p, n: n, input: x, weight: w, bias: b, output: y, scratch: scratch, activation: activation)
+            }
+        case .convTranspose(let a, _, _):
+            let p = convTransposeParams(node, a)
+            let (w, b, n) = (try constant(1, "weights"), optional(2), xShape[0])
+            return {
+                Kernels.convTranspose2d(
+                    p, n: n, input: x, weight: w, bias: b, output: y, scratch: scratch, activation: activation)
+            }
+        case .batchNormalization(let epsilon):
+            let (s, b, m, v) = (try input(1), try input(2), try input(3), try input(4))
+            let spatial = xShape.dropFirst(2).reduce(1, *)
+            return {
+                Kernels.batchNorm(
+                    n: xShape[0], channels: xShape[1], spatial: spatial, input: x, scale: s, bias: b, mean: m,
+                    variance: v, epsilon: epsilon, output: y)
+            }
+        case .relu: return { Kernels.unary(.relu, input: x, output: y, count: count) }
+        case .leakyRelu(let alpha):
+            return { Kernels.unary(.leakyRelu(alpha: alpha), input: x, output: y, count: count) }
+        case .clip(let lo, let hi): return { Kernels.unary(.clip(min: lo, max: hi), input: x, output: y, count: count) }
+        case .sigmoid: return { Kernels.unary(.sigmoid, input: x, output: y, count: count) }
+        case .hardSigmoid(let alpha, let beta):
+            return { Kernels.unary(.hardSigmoid(alpha: alpha, beta: beta), input: x, output: y, count: count) }
+        case .hardSwish: return { Kernels.unary(.hardSwish, input: x, output: y, count: count) }
+        case .tanh: return { Kernels.unary(.tanh, input: x, output: y, count: count) }
+        case .prelu:
+            let (slope, slopeShape) = (try input(1), shape(1))
+            return { Kernels.prelu(input: x, shape: xShape, slope: slope, slopeShape: slopeShape, output: y) }
+        case .add, .sub, .mul, .div:
+            let op: Kernels.BinaryOp =
+                switch node.op {
+                case .add: .add
+                case .sub: .sub
+                case .mul: .mul
+                default: .div
+                }
+            let (b, bShape) = (try input(1), shape(1))
+            return { Kernels.binary(op, a: x, aShape: xShape, b: b, bShape: bShape, output: y) }
+        case .concat(let axis):
+            var pointers: [UnsafePointer<Float>] = []
+            for i in node.inputs.indices { pointers.append(UnsafePointer(try input(i))) }
+            let shapes = node.inputs.indices.map(shape)
+            return { Kernels.concat(inputs: pointers, shapes: shapes, axis: axis, output: y) }
+        case .split(let axis, let sizes):
+            let outs = outputs.map { pointer($0) }
+            return { Kernels.split(input: x, shape: xShape, axis: axis, sizes: sizes ?? [], outputs: outs) }
+        case .resize(let r):
+            let mode: Kernels.ResizeMode
+            switch (r.mode, r.nearestMode) {
+            case ("linear", _), ("bilinear", _): mode = .linear
+            case ("nearest", "round_prefer_ceil"): mode = .nearest(.roundPreferCeil)
+            case ("nearest", "floor"): mode = .nearest(.floor)
+            case ("nearest", "ceil"): mode = .nearest(.ceil)
+            case ("nearest", "round_prefer_floor"): mode = .nearest(.roundPreferFloor)
+            default: throw .node(node.info, "resize mode \(r.mode) / \(r.nearestMode) is not supported")
+            }
+            let coordinate: Kernels.CoordinateTransform
+            switch r.coordinateTransformation {
+            case "half_pixel": coordinate = .halfPixel
+            case "asymmetric": coordinate = .asymmetric
+            case "align_corners": coordinate = .alignCorners
+            case "pytorch_half_pixel": coordinate = .pytorchHalfPixel
+            default:
+                throw .node(node.info, "coordinate_transformation_mode \(r.coordinateTransformation) is not supported")
+            }
+            // Scales as given when the model gives them (they enter the coordinate arithmetic), else out/in.
+            let scalesIndex = node.inputs.count == 2 ? 1 : 2
+            let given = scalesIndex < node.inputs.count ? node.inputs[scalesIndex].flatMap { graph.constants[$0] } : nil
+            let scales =
+                given.map { $0.count == 4 ? ($0.data[2], $0.data[3]) : (0, 0) }
+                ?? (Float(yShape[2]) / Float(xShape[2]), Float(yShape[3]) / Float(xShape[3]))
+            let sH = scales.0 > 0 ? scales.0 : Float(yShape[2]) / Float(xShape[2])
+            let sW = scales.1 > 0 ? scales.1 : Float(yShape[3]) / Float(xShape[3])
+            return {
+                Kernels.resize2d(
+                    n: xShape[0], c: xShape[1], inH: xShape[2], inW: xShape[3], outH: yShape[2], outW: yShape[3],
+                    scaleH: sH, scaleW: sW, mode: mode, coordinate: coordinate, input: x, output: y)
+            }
+        case .maxPool(let a), .averagePool(let a, _):
+            let p = Pool2DParams(
+                inH: xShape[2], inW: xShape[3], outH: yShape[2], outW: yShape[3], kH: a.kernel[0], kW: a.kernel[1],
+                strideH: a.strides[0], strideW: a.strides[1], padTop: a.pads[0], padLeft: a.pads[1],
+                padBottom: a.pads[2], padRight: a.pads[3], dilationH: a.dilations[0], dilationW: a.dilations[1])
+            let planes = xShape[0] * xShape[1]
+            if case .averagePool(_, let include) = node.op {
+                return { Kernels.averagePool2d(p, planes: planes, countIncludePad: include, input: x, output: y) }
+            }
+            return { Kernels.maxPool2d(p, planes: planes, input: x, output: y) }
+        case .globalAveragePool:
+            let (planes, spatial) = (xShape[0] * xShape[1], xShape[2] * xShape[3])
+            return { Kernels.globalAveragePool(planes: planes, spatial: spatial, input: x, output: y) }
+        case .softmax(let axis, let legacy):
+            let outer = xShape[..<axis].reduce(1, *)
+            let axisSize = legacy ? xShape[axis...].reduce(1, *) : xShape[axis]
+            let inner = legacy ? 1 : xShape[(axis + 1)...].reduce(1, *)
+            return { Kernels.softmax(input: x, output: y, outer: outer, axisSize: axisSize, inner: inner) }
+        case .transpose(let perm):
+            let p = perm ?? Array((0..<xShape.count).reversed())
+            return { Kernels.transpose(input: x, shape: xShape, perm: p, output: y) }
+        case .reshape, .flatten:
+            return { y.update(from: x, count: count) }
+        case .gemm(let alpha, let beta, let transA, let transB):
+            let b = try input(1)
+            let c = optional(2)
+            let cShape = node.inputs.count > 2 ? node.inputs[2].map { graph.shape(of: $0) } ?? [] : []
+            let k = transA ? xShape[0] : xShape[1]
+            return {
+                Kernels.gemm(
+                    a: x, b: b, c: c, cShape: cShape, m: yShape[0], n: yShape[1], k: k, transA: transA,
+                    transB: transB, alpha: alpha, beta: beta, output: y)
+            }
+        case .matMul:
+            let (b, bShape) = (try input(1), shape(1))
+            return { Kernels.matmul(a: x, aShape: xShape, b: b, bShape: bShape, output: y) }
+        }
+    }
+}

@@ -1,0 +1,377 @@
+// Conv (2D, NCHW): 1×1 stride-1 unpadded as one sgemm, depthwise as a direct SIMD loop, everything else via im2col +
+// one sgemm per group. Bias and a cheap activation are applied in one epilogue pass per output channel.
+
+/// Geometry of a 2D convolution (one image; the batch is the `n` argument of `Kernels.conv2d`).
+/// Weights are ONNX layout `[outC, inC/groups, kH, kW]`.
+public struct Conv2DParams: Sendable, Equatable {
+    public var inC: Int, inH: Int, inW: Int
+    public var outC: Int, outH: Int, outW: Int
+    public var kH: Int, kW: Int
+    public var strideH: Int, strideW: Int
+    public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+    public var dilationH: Int, dilationW: Int
+    public var groups: Int
+
+    public init(
+        inC: Int, inH: Int, inW: Int, outC: Int, outH: Int, outW: Int, kH: Int, kW: Int,
+        strideH: Int = 1, strideW: Int = 1, padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
+        dilationH: Int = 1, dilationW: Int = 1, groups: Int = 1
+    ) {
+        self.inC = inC
+        self.inH = inH
+        self.inW = inW
+        self.outC = outC
+        self.outH = outH
+        self.outW = outW
+        self.kH = kH
+        self.kW = kW
+        self.strideH = strideH
+        self.strideW = strideW
+        self.padTop = padTop
+        self.padLeft = padLeft
+        self.padBottom = padBottom
+        self.padRight = padRight
+        self.dilationH = dilationH
+        self.dilationW = dilationW
+        self.groups = groups
+    }
+
+    /// ONNX output size for one spatial axis (explicit pads, floor).
+    public static func outputSize(input: Int, kernel: Int, stride: Int, padBegin: Int, padEnd: Int, dilation: Int)
+        -> Int
+    {
+        (input + padBegin + padEnd - ((kernel - 1) * dilation + 1)) / stride + 1
+    }
+
+    /// True for 1×1, stride 1, no padding: the conv is a plain GEMM on the input.
+    public var isPointwise: Bool {
+        kH == 1 && kW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 && padBottom == 0
+            && padRight == 0 && outH == inH && outW == inW
+    }
+
+    /// True for depthwise convs (groups == inC == outC), run by a direct loop.
+    public var isDepthwise: Bool { groups == inC && groups == outC && groups > 1 }
+
+    /// Dense MACs for one image: `outH·outW·(inC/groups)·outC·kH·kW`.
+    public var macs: Int { outH * outW * (inC / groups) * outC * kH * kW }
+}
+
+extension Kernels {
+    /// Scratch floats `conv2d` needs for `p` (0 for pointwise and depthwise convs): one band of one group's im2col
+    /// matrix `[(inC/groups)·kH·kW] × [bandRows·outW]` (about 1 MB), reused across bands, groups and images.
+    public static func conv2dScratchCount(_ p: Conv2DParams) -> Int {
+        if p.isPointwise || p.isDepthwise { return 0 }
+        return (p.inC / p.groups) * p.kH * p.kW * im2colBandRows(p) * p.outW
+    }
+
+    /// 2D convolution over `n` images: `output[n, outC, outH, outW] = act(conv(input[n, inC, inH, inW], weight) + bias)`.
+    /// - weight: `[outC, inC/groups, kH, kW]`; bias: `[outC]` or nil.
+    /// - scratch: at least `conv2dScratchCount(p)` floats (may be nil when that is 0).
+    /// Uses OpenBLAS threads for the GEMM paths; the depthwise loop is single-threaded.
+    public static func conv2d(
+        _ p: Conv2DParams, n: Int = 1, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?,
+        activation: Activation = .none
+    ) {
+        precondition(p.groups >= 1 && p.inC % p.groups == 0 && p.outC % p.groups == 0, "conv2d: bad groups")
+        let inSize = p.inC * p.inH * p.inW
+        let outPlane = p.outH * p.outW
+        let outSize = p.outC * outPlane
+        if p.isDepthwise {
+            for b in 0..<n {
+                depthwiseConv2d(
+                    p, input: input + b * inSize, weight: weight, bias: bias, output: output + b * outSize,
+                    activation: activation)
+            }
+            return
+        }
+        let cinG = p.inC / p.groups
+        let coutG = p.outC / p.groups
+        let kDim = cinG * p.kH * p.kW
+        for b in 0..<n {
+            let x = input + b * inSize
+            let y = output + b * outSize
+            for g in 0..<p.groups {
+                let wg = weight + g * coutG * kDim
+                let yg = y + g * coutG * outPlane
+                if p.isPointwise {
+                    sgemm(
+                        transA: false, transB: false, m: coutG, n: outPlane, k: cinG, alpha: 1,
+                        a: wg, lda: kDim, b: x + g * cinG * outPlane, ldb: outPlane, beta: 0, c: yg, ldc: outPlane)
+                } else {
+                    guard let col = scratch else { preconditionFailure("conv2d: scratch required") }
+                    // Bands of output rows keep the im2col block cache-resident between im2col and sgemm.
+                    let band = im2colBandRows(p)
+                    var oy0 = 0
+                    while oy0 < p.outH {
+                        let rows = Swift.min(band, p.outH - oy0)
+                        let cols = rows * p.outW
+                        im2col(
+                            p, input: x + g * cinG * p.inH * p.inW, channels: cinG, col: col, oyStart: oy0,
+                            oyCount: rows)
+                        sgemm(
+                            transA: false, transB: false, m: coutG, n: cols, k: kDim, alpha: 1,
+                            a: wg, lda: kDim, b: col, ldb: cols, beta: 0, c: yg + oy0 * p.outW, ldc: outPlane)
+                        oy0 += rows
+                    }
+                }
+            }
+            if bias != nil || activation != .none {
+                for c in 0..<p.outC {
+                    biasActivate(y + c * outPlane, count: outPlane, bias: bias?[c] ?? 0, activation)
+                }
+            }
+        }
+    }
+
+    /// Output rows per im2col band: about 1 MB of columns (at least one row).
+    static func im2colBandRows(_ p: Conv2DParams) -> Int {
+        let kDim = (p.inC / p.groups) * p.kH * p.kW
+        let rows = (1 << 18) / Swift.max(1, kDim * p.outW)
+        return Swift.max(1, Swift.min(p.outH, rows))
+    }
+
+    /// im2col of output rows `oyStart ..< oyStart + oyCount` for one group of `channels` input planes:
+    /// `col[(c·kH + ky)·kW + kx][(oy − oyStart)·outW + ox]`, zero outside the image.
+    static func im2col(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, channels: Int, col: UnsafeMutablePointer<Float>, oyStart: Int,
+        oyCount: Int
+    ) {
+        let outPlane = oyCount * p.outW
+        var row = col
+        for c in 0..<channels {
+            let plane = input + c * p.inH * p.inW
+            for ky in 0..<p.kH {
+                for kx in 0..<p.kW {
+                    let offX = kx * p.dilationW - p.padLeft
+                    // Valid ox: 0 <= ox*sW + offX < inW.
+                    let oxLo = offX >= 0 ? 0 : Swift.min(p.outW, (-offX + p.strideW - 1) / p.strideW)
+                    let oxHi = Swift.max(oxLo, Swift.min(p.outW, (p.inW - offX + p.strideW - 1) / p.strideW))
+                    for oy in oyStart..<(oyStart + oyCount) {
+                        let dst = row + (oy - oyStart) * p.outW
+                        let iy = oy * p.strideH + ky * p.dilationH - p.padTop
+                        if iy < 0 || iy >= p.inH {
+                            dst.update(repeating: 0, count: p.outW)
+                            continue
+                        }
+                        let src = plane + iy * p.inW
+                        if oxLo > 0 { dst.update(repeating: 0, count: oxLo) }
+                        if p.strideW == 1 {
+                            (dst + oxLo).update(from: src + oxLo + offX, count: oxHi - oxLo)
+                        } else {
+                            var ox = oxLo
+                            var ix = oxLo * p.strideW + offX
+                            while ox < oxHi {
+                                dst[ox] = src[ix]
+                                ox += 1
+                                ix += p.strideW
+                            }
+                        }
+                        if oxHi < p.outW { (dst + oxHi).update(repeating: 0, count: p.outW - oxHi) }
+                    }
+                    row += outPlane
+                }
+            }
+        }
+    }
+
+    /// Depthwise conv for one image (groups == inC == outC, one filter per channel), single-threaded SIMD loop.
+    /// Interior outputs accumulate all taps in registers (16 lanes); borders use a scalar path.
+    static func depthwiseConv2d(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        if p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1
+            && ((p.strideH == 1 && p.strideW == 1) || (p.strideH == 2 && p.strideW == 2))
+        {
+            depthwise3x3(p, input: input, weight: weight, bias: bias, output: output, activation: activation)
+            return
+        }
+        let kH = p.kH
+        let kW = p.kW
+        let sW = p.strideW
+        let dW = p.dilationW
+        // Interior ox: every kx tap is inside [0, inW).
+        let ixSpan = (kW - 1) * dW
+        var intLo = p.padLeft > 0 ? (p.padLeft + sW - 1) / sW : 0
+        var intHi = p.inW - 1 - ixSpan + p.padLeft >= 0 ? (p.inW - 1 - ixSpan + p.padLeft) / sW + 1 : 0
+        intHi = Swift.min(intHi, p.outW)
+        intLo = Swift.min(intLo, intHi)
+        // Taps of one row (at most 32 handled in registers-friendly loop; larger kernels go scalar).
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: kH) { validKy in
+            for c in 0..<p.outC {
+                let x = input + c * p.inH * p.inW
+                let w = weight + c * kH * kW
+                let y = output + c * p.outH * p.outW
+                let b = bias?[c] ?? 0
+                for oy in 0..<p.outH {
+                    let yRow = y + oy * p.outW
+                    // Rows of taps inside the image.
+                    var nky = 0
+                    for ky in 0..<kH {
+                        let iy = oy * p.strideH + ky * p.dilationH - p.padTop
+                        if iy >= 0 && iy < p.inH {
+                            validKy[nky] = ky
+                            nky += 1
+                        }
+                    }
+                    let iy0 = oy * p.strideH - p.padTop
+                    // Scalar border (and whole row when no interior).
+                    @inline(__always) func scalarAt(_ ox: Int) {
+                        var acc = b
+                        let ix0 = ox * sW - p.padLeft
+                        for t in 0..<nky {
+                            let ky = validKy[t]
+                            let xr = x + (iy0 + ky * p.dilationH) * p.inW
+                            let wr = w + ky * kW
+                            for kx in 0..<kW {
+                                let ix = ix0 + kx * dW
+                                if ix >= 0 && ix < p.inW { acc += wr[kx] * xr[ix] }
+                            }
+                        }
+                        yRow[ox] = activate(acc, activation)
+                    }
+                    for ox in 0..<intLo { scalarAt(ox) }
+                    var ox = intLo
+                    let vb = F16(repeating: b)
+                    if sW == 1 {
+                        while ox + 16 <= intHi {
+                            var acc = vb
+                            let ix0 = ox - p.padLeft
+                            for t in 0..<nky {
+                                let ky = validKy[t]
+                                let xr = x + (iy0 + ky * p.dilationH) * p.inW + ix0
+                                let wr = w + ky * kW
+                                for kx in 0..<kW {
+                                    acc += F16(repeating: wr[kx]) * load16(xr + kx * dW)
+                                }
+                            }
+                            store16(activate16(acc, activation), yRow + ox)
+                            ox += 16
+                        }
+                    } else if sW == 2 {
+                        while ox + 16 <= intHi {
+                            var acc = vb
+                            let ix0 = ox * 2 - p.padLeft
+                            for t in 0..<nky {
+                                let ky = validKy[t]
+                                let xr = x + (iy0 + ky * p.dilationH) * p.inW + ix0
+                                let wr = w + ky * kW
+                                for kx in 0..<kW {
+                                    // 32 consecutive inputs, keep the even lanes. Needs ix0+kx*dW+31 < inW: check.
+                                    let base = xr + kx * dW
+                                    let v: F16
+                                    if ix0 + kx * dW + 31 < p.inW {
+                                        v = UnsafeRawPointer(base).loadUnaligned(as: SIMD32<Float>.self).evenHalf
+                                    } else {
+                                        var t16 = F16()
+                                        for l in 0..<16 { t16[l] = base[2 * l] }
+                                        v = t16
+                                    }
+                                    acc += F16(repeating: wr[kx]) * v
+                                }
+                            }
+                            store16(activate16(acc, activation), yRow + ox)
+                            ox += 16
+                        }
+                    }
+                    while ox < p.outW {
+                        scalarAt(ox)
+                        ox += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depthwise 3×3, stride 1 or 2, dilation 1: weights held in registers, rows outside the image read a zero row,
+    /// 16 outputs per step with all 9 taps accumulated in registers; the ragged end of the interior is covered by one
+    /// overlapping (recomputed) vector step, so only the 1–2 border columns run scalar.
+    static func depthwise3x3(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let s = p.strideW
+        let inW = p.inW
+        let padL = p.padLeft
+        // Interior ox: taps ox·s − padL + {0,1,2} all inside [0, inW).
+        var intLo = padL > 0 ? (padL + s - 1) / s : 0
+        var intHi = inW - 3 + padL >= 0 ? (inW - 3 + padL) / s + 1 : 0
+        intHi = Swift.min(intHi, p.outW)
+        intLo = Swift.min(intLo, intHi)
+        let vectorOK = intHi - intLo >= 16
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: inW + 32) { zbuf in
+            let zero = zbuf.baseAddress!
+            zero.initialize(repeating: 0, count: inW + 32)
+            for c in 0..<p.outC {
+                let x = input + c * p.inH * inW
+                let w = weight + c * 9
+                let y = output + c * p.outH * p.outW
+                let b = bias?[c] ?? 0
+                let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
+                let v0 = F16(repeating: w0), v1 = F16(repeating: w1), v2 = F16(repeating: w2)
+                let v3 = F16(repeating: w3), v4 = F16(repeating: w4), v5 = F16(repeating: w5)
+                let v6 = F16(repeating: w6), v7 = F16(repeating: w7), v8 = F16(repeating: w8)
+                let vb = F16(repeating: b)
+                for oy in 0..<p.outH {
+                    let iy = oy * p.strideH - p.padTop
+                    let r0: UnsafePointer<Float> = iy >= 0 && iy < p.inH ? x + iy * inW : UnsafePointer(zero)
+                    let r1: UnsafePointer<Float> =
+                        iy + 1 >= 0 && iy + 1 < p.inH ? x + (iy + 1) * inW : UnsafePointer(zero)
+                    let r2: UnsafePointer<Float> =
+                        iy + 2 >= 0 && iy + 2 < p.inH ? x + (iy + 2) * inW : UnsafePointer(zero)
+                    let yRow = y + oy * p.outW
+                    @inline(__always) func tap(_ r: UnsafePointer<Float>, _ ix: Int) -> Float {
+                        ix >= 0 && ix < inW ? r[ix] : 0
+                    }
+                    @inline(__always) func scalarAt(_ ox: Int) {
+                        let i = ox * s - padL
+                        var acc = b
+                        acc += w0 * tap(r0, i) + w1 * tap(r0, i + 1) + w2 * tap(r0, i + 2)
+                        acc += w3 * tap(r1, i) + w4 * tap(r1, i + 1) + w5 * tap(r1, i + 2)
+                        acc += w6 * tap(r2, i) + w7 * tap(r2, i + 1) + w8 * tap(r2, i + 2)
+                        yRow[ox] = activate(acc, activation)
+                    }
+                    @inline(__always) func vectorAt(_ ox: Int) {
+                        let i = ox * s - padL
+                        var acc: F16
+                        if s == 1 {
+                            acc = vb + v0 * load16(r0 + i) + v1 * load16(r0 + i + 1) + v2 * load16(r0 + i + 2)
+                            acc += v3 * load16(r1 + i) + v4 * load16(r1 + i + 1) + v5 * load16(r1 + i + 2)
+                            acc += v6 * load16(r2 + i) + v7 * load16(r2 + i + 1) + v8 * load16(r2 + i + 2)
+                        } else {
+                            // a = in[i ..< i+32]: even lanes tap 0, odd lanes tap 1; odd lanes of in[i+1 ..< i+33]
+                            // are tap 2. Reads stay below i + 33 <= inW.
+                            let a0 = UnsafeRawPointer(r0 + i).loadUnaligned(as: SIMD32<Float>.self)
+                            let b0 = UnsafeRawPointer(r0 + i + 1).loadUnaligned(as: SIMD32<Float>.self)
+                            let a1 = UnsafeRawPointer(r1 + i).loadUnaligned(as: SIMD32<Float>.self)
+                            let b1 = UnsafeRawPointer(r1 + i + 1).loadUnaligned(as: SIMD32<Float>.self)
+                            let a2 = UnsafeRawPointer(r2 + i).loadUnaligned(as: SIMD32<Float>.self)
+                            let b2 = UnsafeRawPointer(r2 + i + 1).loadUnaligned(as: SIMD32<Float>.self)
+                            acc = vb + v0 * a0.evenHalf + v1 * a0.oddHalf + v2 * b0.oddHalf
+                            acc += v3 * a1.evenHalf + v4 * a1.oddHalf + v5 * b1.oddHalf
+                            acc += v6 * a2.evenHalf + v7 * a2.oddHalf + v8 * b2.oddHalf
+                        }
+                        store16(activate16(acc, activation), yRow + ox)
+                    }
+                    for ox in 0..<intLo { scalarAt(ox) }
+                    var ox = intLo
+                    if vectorOK {
+                        while ox + 16 <= intHi {
+                            vectorAt(ox)
+                            ox += 16
+                        }
+                        if ox < intHi {
+                            vectorAt(intHi - 16)
+                            ox = intHi
+                        }
+                    }
+                    while ox < p.outW {
+                        scalarAt(ox)
+                        ox += 1
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+// Numeric kernels of the SkipNet CNN engine.
+//
+// Conventions (shared by every file in Kernels/):
+// - Tensors are contiguous float32 buffers in NCHW (4D) or the ONNX logical row-major layout otherwise.
+// - Kernels take `UnsafePointer<Float>` / `UnsafeMutablePointer<Float>` plus explicit shapes. Batch is an explicit
+//   `n` parameter where it matters (conv, pooling, resize); elementwise kernels work on flat counts.
+// - Kernels do not allocate tensor-sized memory: scratch (im2col columns etc.) is passed in by the caller, sized by
+//   the matching `...ScratchCount` function (in floats). Shape bookkeeping uses stack temporaries only.
+// - Threading: only OpenBLAS is multi-threaded (see `setThreads`); every hand-written loop here is single-threaded.
+// - Output buffers must not alias inputs unless a function says in-place is allowed.
+
+import COpenBLAS
+
+#if canImport(Darwin)
+    import Darwin
+#else
+    import Glibc
+#endif
+
+/// Namespace of the numeric kernels. All functions are stateless and thread-safe (OpenBLAS's own thread count is
+/// process-global).
+public enum Kernels {
+    /// Activation fused into conv / BN epilogues.
+    public enum Activation: Sendable, Equatable {
+        case none
+        case relu
+        case leakyRelu(alpha: Float)
+        case clip(min: Float, max: Float)
+    }
+
+    /// Sets OpenBLAS's thread count (process-global). The hand-written loops in `Kernels` are single-threaded.
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    /// OpenBLAS's current thread count.
+    public static func threads() -> Int {
+        Int(openblas_get_num_threads())
+    }
+
+    /// OpenBLAS's detected / forced core type (e.g. "SkylakeX"); check it, OpenBLAS misdetects some CPUs.
+    public static func blasCoreName() -> String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+}
+
+// MARK: - Internal helpers
+
+typealias F16 = SIMD16<Float>
+
+@inline(__always)
+func load16(_ p: UnsafePointer<Float>) -> F16 {
+    UnsafeRawPointer(p).loadUnaligned(as: F16.self)
+}
+
+@inline(__always)
+func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
+}
+
+extension Kernels {
+    /// Applies `act(x + bias)` in place over `count` floats with one scalar bias (bias 0 when nil).
+    @inline(__always)
+    static func biasActivate(_ p: UnsafeMutablePointer<Float>, count: Int, bias: Float, _ act: Activation) {
+        var i = 0
+        let vb = F16(repeating: bias)
+        switch act {
+        case .none:
+            if bias == 0 { return }
+            while i + 16 <= count {
+                store16(load16(p + i) + vb, p + i)
+                i += 16
+            }
+            while i < count {
+                p[i] += bias
+                i += 1
+            }
+        case .relu:
+            let z = F16(repeating: 0)
+            while i + 16 <= count {
+                store16(vmax(load16(p + i) + vb, z), p + i)
+                i += 16
+            }
+            while i < count {
+                p[i] = Swift.max(p[i] + bias, 0)
+                i += 1
+            }
+        case .leakyRelu(let alpha):
+            let va = F16(repeating: alpha)
+            let z = F16(repeating: 0)
+            while i + 16 <= count {
+                let v = load16(p + i) + vb
+                store16(v.replacing(with: v * va, where: v .< z), p + i)
+                i += 16
+            }
+            while i < count {
+                let v = p[i] + bias
+                p[i] = v < 0 ? v * alpha : v
+                i += 1
+            }
+        case .clip(let lo, let hi):
+            let vl = F16(repeating: lo)
+            let vh = F16(repeating: hi)
+            while i + 16 <= count {
+                store16(vmin(vmax(load16(p + i) + vb, vl), vh), p + i)
+                i += 16
+            }
+            while i < count {
+                p[i] = Swift.min(Swift.max(p[i] + bias, lo), hi)
+                i += 1
+            }
+        }
+    }
+
+    @inline(__always)
+    static func activate(_ v: Float, _ act: Activation) -> Float {
+        switch act {
+        case .none: return v
+        case .relu: return Swift.max(v, 0)
+        case .leakyRelu(let a): return v < 0 ? v * a : v
+        case .clip(let lo, let hi): return Swift.min(Swift.max(v, lo), hi)
+        }
+    }
+
+    /// Row-major sgemm: C[M×N] = alpha · op(A) · op(B) + beta · C with leading dimensions given explicitly.
+    @inline(__always)
+    static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}
+
+extension Kernels {
+    @inline(__always)
+    static func activate16(_ v: F16, _ act: Activation) -> F16 {
+        switch act {
+        case .none: return v
+        case .relu: return vmax(v, F16(repeating: 0))
+        case .leakyRelu(let a): return v.replacing(with: v * F16(repeating: a), where: v .< F16(repeating: 0))
+        case .clip(let lo, let hi): return vmin(vmax(v, F16(repeating: lo)), F16(repeating: hi))
+        }
+    }
+}
+
+/// Lane-wise max/min via compare + select (the stdlib's generic `pointwiseMax` is not vectorised).
+@inline(__always)
+func vmax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: a .< b) }
+
+@inline(__always)
+func vmin(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: b .< a) }

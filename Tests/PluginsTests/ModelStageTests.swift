@@ -1,0 +1,75 @@
+import Foundation
+import PipelineKit
+import Plugins
+import SkipNet
+import Testing
+
+@Suite struct ModelStageTests {
+    /// A 2×2 RGB frame with row padding; values worked out by hand.
+    private var image: VideoImage {
+        // Pixels (r,g,b): (10,20,30) (40,50,60) / (70,80,90) (100,110,120); stride 8 (2 bytes of padding).
+        let bytes: [UInt8] = [10, 20, 30, 40, 50, 60, 0, 0, 70, 80, 90, 100, 110, 120, 0, 0]
+        return VideoImage(format: VideoFormat(pixelFormat: "RGB", width: 2, height: 2, stride: 8), bytes: bytes)
+    }
+
+    private func fill(_ input: ModelInput) throws -> [Float] {
+        var out = [Float](repeating: .nan, count: input.shape.reduce(1, *))
+        try out.withUnsafeMutableBufferPointer { try input.fill(image, into: $0.baseAddress!) }
+        return out
+    }
+
+    @Test func nchwWithMeanAndScale() throws {
+        let out = try fill(try ModelInput(shape: [1, 3, 2, 2], mean: [10], scale: [0.5]))
+        #expect(out == [0, 15, 30, 45, 5, 20, 35, 50, 10, 25, 40, 55])
+    }
+
+    @Test func nhwcInBGROrderWithPerChannelMean() throws {
+        let out = try fill(try ModelInput(shape: [1, 2, 2, 3], mean: [30, 20, 10], scale: [1], channelOrder: "bgr"))
+        // BGR order: channel 0 is blue minus 30, channel 1 green minus 20, channel 2 red minus 10.
+        #expect(out == [0, 0, 0, 30, 30, 30, 60, 60, 60, 90, 90, 90])
+    }
+
+    @Test func nearestNeighbourResize() throws {
+        let out = try fill(try ModelInput(shape: [1, 1 + 2, 1, 1]))
+        #expect(out == [10, 20, 30])  // the top-left pixel
+    }
+
+    @Test func rejectsNonImageInputs() {
+        for shape in [[1, 4, 8, 8], [2, 3, 8, 8], [1, 3, 8]] {
+            let accepted = (try? ModelInput(shape: shape)) != nil
+            #expect(!accepted, "\(shape)")
+        }
+    }
+
+    /// P-Net on a real test pattern: outputs attached to every frame, the right shapes, reused when skipped.
+    @Test func modelStageInAPipeline() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let pnet = root.appendingPathComponent("assets/pnet.onnx").path
+        try #require(FileManager.default.fileExists(atPath: pnet), "run scripts/fetch-assets")
+        let plan = try PipelinePlanner(registry: .standard).plan(
+            text: """
+                videotestsrc num-buffers=6 pattern=checkers-8 ! video/x-raw,width=64,height=48,format=RGB
+                  ! residual ! gate ! model model=\(pnet) mean=127.5 scale=0.0078125
+                """, file: "t.pipeline")
+        let collected = FrameCollector()
+        _ = try await PipelineRunner(plan: plan).run(onOutput: collected.append)
+        let frames = collected.frames
+        #expect(frames.count == 6)
+        // The checkerboard is static: every frame after the first is skipped and reuses the first result.
+        #expect(frames.dropFirst().allSatisfy { $0.skipped })
+        let first = try #require(frames[0].metadata[ModelOutputs.Key.self])
+        // P-Net: 3×3 conv, 2×2 max-pool (ceil), two 3×3 convs: 48×64 → 46×62 → 23×31 → 21×29 → 19×27.
+        #expect(Set(first.tensors.map(\.shape)) == [[1, 19, 27, 4], [1, 19, 27, 2]])
+        let probabilities = try #require(first.tensors.first { $0.shape.last == 2 })
+        // Softmax over the last axis: each pair sums to 1.
+        #expect(
+            stride(from: 0, to: probabilities.data.count, by: 2).allSatisfy {
+                abs(probabilities.data[$0] + probabilities.data[$0 + 1] - 1) < 1e-5
+            })
+        for frame in frames.dropFirst() {
+            let same = frame.metadata[ModelOutputs.Key.self]?.tensors.map(\.data) == first.tensors.map(\.data)
+            #expect(same, "frame \(frame.index) does not carry the first frame's outputs")
+        }
+    }
+}
