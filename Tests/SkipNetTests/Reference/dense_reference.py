@@ -7,43 +7,22 @@ little-endian float32 files: frame{i}.input and frame{i}.out{k}.
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
-import onnx
 import onnxruntime as ort
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts/reference"))
+from onnxref import decode_rgb, fixed_model  # noqa: E402
 
 model_path, clip, frames_text, layout, out = sys.argv[1:6]
 frames = [int(f) for f in frames_text.split(",")]
 ort.set_default_logger_severity(3)
-
-with tempfile.TemporaryDirectory() as tmp:
-    raw = os.path.join(tmp, "frames.rgb")
-    caps = "video/x-raw,format=RGB"
-    subprocess.run(["gst-launch-1.0", "-q", "filesrc", f"location={clip}", "!", "decodebin", "!", "videoconvert", "!",
-                    caps, "!", "filesink", f"location={raw}"], check=True)
-    probe = subprocess.run(["gst-discoverer-1.0", clip], capture_output=True, text=True).stdout
-    size = [l for l in probe.splitlines() if "Width:" in l or "Height:" in l]
-    width = int(size[0].split(":")[1])
-    height = int(size[1].split(":")[1])
-    data = np.fromfile(raw, dtype=np.uint8).reshape(-1, height, width, 3)
-
-m = onnx.load(model_path)
-g = m.graph
-inits = {t.name for t in g.initializer}
-real = [i for i in g.input if i.name not in inits]
-del g.input[:]
-g.input.extend(real)
+data = decode_rgb(clip)
+height, width = data.shape[1], data.shape[2]
 shape = [1, 3, height, width] if layout == "nchw" else [1, height, width, 3]
-for d, v in zip(g.input[0].type.tensor_type.shape.dim, shape):
-    d.ClearField("dim_param")
-    d.dim_value = v
-for o in g.output:
-    for d in o.type.tensor_type.shape.dim:
-        d.ClearField("dim_value")
-        d.dim_param = "?"
+m = fixed_model(model_path, shape)
+g = m.graph
 so = ort.SessionOptions()
 so.intra_op_num_threads = 1
 so.inter_op_num_threads = 1

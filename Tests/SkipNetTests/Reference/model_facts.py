@@ -4,30 +4,15 @@ usage: model_facts.py facts MODEL NxCxHxW   -> JSON {outputs: {name: shape}, con
        model_facts.py make OUTDIR           -> writes small test models and OUTDIR/expected.json
 """
 import json
+import os
 import sys
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-
-def fixed(path, shape):
-    """The model with initializers removed from graph.input and its single input's dims set (ASSETS.md fix-ups)."""
-    m = onnx.load(path)
-    g = m.graph
-    inits = {t.name for t in g.initializer}
-    real = [i for i in g.input if i.name not in inits]
-    del g.input[:]
-    g.input.extend(real)
-    dims = g.input[0].type.tensor_type.shape.dim
-    for d, v in zip(dims, shape):
-        d.ClearField("dim_param")
-        d.dim_value = v
-    for o in g.output:
-        for d in o.type.tensor_type.shape.dim:
-            d.ClearField("dim_value")
-            d.dim_param = "?"
-    return m
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts/reference"))
+from onnxref import fixed_model  # noqa: E402
 
 
 def facts(path, shape_text):
@@ -35,7 +20,7 @@ def facts(path, shape_text):
 
     ort.set_default_logger_severity(3)
     shape = [int(v) for v in shape_text.split("x")]
-    m = fixed(path, shape)
+    m = fixed_model(path, shape)
     inferred = onnx.shape_inference.infer_shapes(m)
     shapes = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
