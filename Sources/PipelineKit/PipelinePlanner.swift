@@ -258,7 +258,11 @@ public struct PipelinePlanner: Sendable {
                     "stage '\(info.name)' has no property '\(key)' (it has: \(known))", at: property.key)
             }
             switch spec.parse(property.value.text) {
-            case .success(let value): values[key] = value
+            case .success(let value):
+                if spec.kind == .file, checkFiles, !FileManager.default.fileExists(atPath: property.value.text) {
+                    throw context.error("\(key) file '\(property.value.text)' does not exist", at: property.value)
+                }
+                values[key] = value
             case .failure(let error):
                 throw context.error("bad value for '\(info.name) \(key)': \(error.message)", at: property.value)
             }

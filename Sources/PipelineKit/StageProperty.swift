@@ -6,6 +6,8 @@ public struct PropertySpec: Sendable {
         case double(ClosedRange<Double>)
         case bool
         case string
+        /// A path to an existing file (checked when the pipeline is planned).
+        case file
         case choice([String])
     }
 
@@ -35,6 +37,11 @@ public struct PropertySpec: Sendable {
         PropertySpec(name: name, kind: .string, defaultValue: value.map { .string($0) }, summary: summary)
     }
 
+    /// A required path to a file that must exist when the pipeline starts (e.g. a model).
+    public static func file(_ name: String, _ summary: String) -> PropertySpec {
+        PropertySpec(name: name, kind: .file, defaultValue: nil, summary: summary)
+    }
+
     public static func choice(
         _ name: String, default value: String, _ choices: [String], _ summary: String
     ) -> PropertySpec {
@@ -48,6 +55,7 @@ public struct PropertySpec: Sendable {
         case .double(let r): "double \(r.lowerBound)…\(r.upperBound)"
         case .bool: "bool"
         case .string: "string"
+        case .file: "file path"
         case .choice(let c): "one of \(c.joined(separator: ", "))"
         }
     }
@@ -75,7 +83,7 @@ public struct PropertySpec: Sendable {
             case "false", "no", "0", "off": return .success(.bool(false))
             default: return .failure(PropertyError("expected true or false, got '\(text)'"))
             }
-        case .string:
+        case .string, .file:
             guard !text.isEmpty else { return .failure(PropertyError("expected a non-empty string")) }
             return .success(.string(text))
         case .choice(let choices):

@@ -18,7 +18,7 @@ public struct Model: Stage {
         summary: "Runs an ONNX CNN densely on each frame and attaches its outputs",
         example: "videoconvert ! video/x-raw,format=RGB ! model model=assets/centerface.onnx",
         properties: [
-            .string("model", default: nil, "ONNX model file"),
+            .file("model", "ONNX model file"),
             .string("input-size", default: "auto", "WxH the model runs at; auto: the frame size"),
             .string("mean", default: "0", "subtracted from each channel: one value or three (comma-separated)"),
             .string("scale", default: "1", "multiplies each channel after the mean: one value or three"),

@@ -34,6 +34,17 @@ import Testing
         #expect(out == [10, 20, 30])  // the top-left pixel
     }
 
+    @Test func missingModelFileIsAPlanError() {
+        let text = "videotestsrc ! video/x-raw,format=RGB\n  ! model model=/nonexistent/m.onnx\n"
+        do {
+            _ = try PipelinePlanner(registry: .standard).plan(text: text, file: "m.pipeline")
+            Issue.record("planned a pipeline whose model does not exist")
+        } catch {
+            // "  ! model model=" is 16 characters: the value starts in column 17.
+            #expect(error.headline == "m.pipeline:2:17: error: model file '/nonexistent/m.onnx' does not exist")
+        }
+    }
+
     @Test func rejectsNonImageInputs() {
         for shape in [[1, 4, 8, 8], [2, 3, 8, 8], [1, 3, 8]] {
             let accepted = (try? ModelInput(shape: shape)) != nil

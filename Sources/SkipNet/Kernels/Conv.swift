@@ -1,3 +1,12 @@
+import COpenBLAS
+import Dispatch
+
+#if canImport(Darwin)
+    import Darwin
+#else
+    import Glibc
+#endif
+
 // Conv (2D, NCHW): 1×1 stride-1 unpadded as one sgemm, depthwise as a direct SIMD loop, everything else via im2col +
 // one sgemm per group. Bias and a cheap activation are applied in one epilogue pass per output channel.
 
@@ -57,17 +66,48 @@ public struct Conv2DParams: Sendable, Equatable {
 }
 
 extension Kernels {
+    /// Upper bound on conv workers (online CPUs, at most 8); `conv2dScratchCount` reserves one im2col band per
+    /// worker that can be busy.
+    static let maxConvWorkers = Swift.max(1, Swift.min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+    /// Workers the conv kernels split their work across (the `setThreads` value, capped).
+    static var convWorkers: Int { Swift.max(1, Swift.min(maxConvWorkers, workerCount)) }
+
     /// Scratch floats `conv2d` needs for `p` (0 for pointwise and depthwise convs): one band of one group's im2col
-    /// matrix `[(inC/groups)·kH·kW] × [bandRows·outW]` (about 1 MB), reused across bands, groups and images.
+    /// matrix `[(inC/groups)·kH·kW] × [bandRows·outW]` per possible worker, reused across bands, groups and images.
     public static func conv2dScratchCount(_ p: Conv2DParams) -> Int {
         if p.isPointwise || p.isDepthwise { return 0 }
-        return (p.inC / p.groups) * p.kH * p.kW * im2colBandRows(p) * p.outW
+        let band = im2colBandRows(p)
+        let bands = (p.outH + band - 1) / band
+        return Swift.min(maxConvWorkers, bands) * im2colBandFloats(p)
+    }
+
+    /// Runs `body(worker, lo, hi)` over `count` items split into `workers` contiguous ranges, in parallel when
+    /// `workers > 1` (OpenBLAS is held at 1 thread meanwhile so the workers' sgemm calls don't oversubscribe).
+    static func parallelRanges(
+        _ count: Int, workers: Int, _ body: (_ worker: Int, _ lo: Int, _ hi: Int) -> Void
+    ) {
+        let w = Swift.max(1, Swift.min(workers, count))
+        if w == 1 {
+            body(0, 0, count)
+            return
+        }
+        let blasThreads = openblas_get_num_threads()
+        if blasThreads != 1 { openblas_set_num_threads(1) }
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendableBox(body)
+            DispatchQueue.concurrentPerform(iterations: w) { i in
+                box.value(i, count * i / w, count * (i + 1) / w)
+            }
+        }
+        if blasThreads != 1 { openblas_set_num_threads(blasThreads) }
     }
 
     /// 2D convolution over `n` images: `output[n, outC, outH, outW] = act(conv(input[n, inC, inH, inW], weight) + bias)`.
     /// - weight: `[outC, inC/groups, kH, kW]`; bias: `[outC]` or nil.
     /// - scratch: at least `conv2dScratchCount(p)` floats (may be nil when that is 0).
-    /// Uses OpenBLAS threads for the GEMM paths; the depthwise loop is single-threaded.
+    /// Work is split over column blocks / row bands / channels across `setThreads` workers (each sgemm single-threaded
+    /// then); bias and activation are applied per block right after its sgemm, while the block is in cache.
     public static func conv2d(
         _ p: Conv2DParams, n: Int = 1, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?,
@@ -77,58 +117,96 @@ extension Kernels {
         let inSize = p.inC * p.inH * p.inW
         let outPlane = p.outH * p.outW
         let outSize = p.outC * outPlane
+        let workers = convWorkers
+        let needEpilogue = bias != nil || activation != .none
         if p.isDepthwise {
             for b in 0..<n {
-                depthwiseConv2d(
-                    p, input: input + b * inSize, weight: weight, bias: bias, output: output + b * outSize,
-                    activation: activation)
+                parallelRanges(p.outC, workers: workers) { _, lo, hi in
+                    depthwiseConv2d(
+                        p, input: input + b * inSize, weight: weight, bias: bias, output: output + b * outSize,
+                        activation: activation, channels: lo..<hi)
+                }
             }
             return
         }
         let cinG = p.inC / p.groups
         let coutG = p.outC / p.groups
         let kDim = cinG * p.kH * p.kW
+        if p.isPointwise {
+            // Column blocks of about 512 KB (input block + output block, about L2) so the epilogue finds them in cache.
+            let nb = Swift.min(outPlane, Swift.max(256, ((128 * 1024) / (cinG + coutG)) & ~63))
+            let blocks = (outPlane + nb - 1) / nb
+            for b in 0..<n {
+                let x = input + b * inSize
+                let y = output + b * outSize
+                parallelRanges(blocks, workers: workers) { _, lo, hi in
+                    for blk in lo..<hi {
+                        let j0 = blk * nb
+                        let cols = Swift.min(nb, outPlane - j0)
+                        for g in 0..<p.groups {
+                            let yg = y + g * coutG * outPlane + j0
+                            sgemm(
+                                transA: false, transB: false, m: coutG, n: cols, k: cinG, alpha: 1,
+                                a: weight + g * coutG * kDim, lda: kDim, b: x + g * cinG * outPlane + j0,
+                                ldb: outPlane, beta: 0, c: yg, ldc: outPlane)
+                            if needEpilogue {
+                                for c in 0..<coutG {
+                                    biasActivate(
+                                        yg + c * outPlane, count: cols, bias: bias?[g * coutG + c] ?? 0, activation)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return
+        }
+        guard let colBase = scratch else { preconditionFailure("conv2d: scratch required") }
+        let band = im2colBandRows(p)
+        let bands = (p.outH + band - 1) / band
+        let bandFloats = im2colBandFloats(p)
         for b in 0..<n {
             let x = input + b * inSize
             let y = output + b * outSize
-            for g in 0..<p.groups {
-                let wg = weight + g * coutG * kDim
-                let yg = y + g * coutG * outPlane
-                if p.isPointwise {
-                    sgemm(
-                        transA: false, transB: false, m: coutG, n: outPlane, k: cinG, alpha: 1,
-                        a: wg, lda: kDim, b: x + g * cinG * outPlane, ldb: outPlane, beta: 0, c: yg, ldc: outPlane)
-                } else {
-                    guard let col = scratch else { preconditionFailure("conv2d: scratch required") }
-                    // Bands of output rows keep the im2col block cache-resident between im2col and sgemm.
-                    let band = im2colBandRows(p)
-                    var oy0 = 0
-                    while oy0 < p.outH {
-                        let rows = Swift.min(band, p.outH - oy0)
-                        let cols = rows * p.outW
+            parallelRanges(bands, workers: workers) { worker, lo, hi in
+                let col = colBase + worker * bandFloats
+                for bi in lo..<hi {
+                    let oy0 = bi * band
+                    let rows = Swift.min(band, p.outH - oy0)
+                    let cols = rows * p.outW
+                    for g in 0..<p.groups {
+                        let yg = y + g * coutG * outPlane + oy0 * p.outW
                         im2col(
                             p, input: x + g * cinG * p.inH * p.inW, channels: cinG, col: col, oyStart: oy0,
                             oyCount: rows)
                         sgemm(
                             transA: false, transB: false, m: coutG, n: cols, k: kDim, alpha: 1,
-                            a: wg, lda: kDim, b: col, ldb: cols, beta: 0, c: yg + oy0 * p.outW, ldc: outPlane)
-                        oy0 += rows
+                            a: weight + g * coutG * kDim, lda: kDim, b: col, ldb: cols, beta: 0, c: yg,
+                            ldc: outPlane)
+                        if needEpilogue {
+                            for c in 0..<coutG {
+                                biasActivate(
+                                    yg + c * outPlane, count: cols, bias: bias?[g * coutG + c] ?? 0, activation)
+                            }
+                        }
                     }
-                }
-            }
-            if bias != nil || activation != .none {
-                for c in 0..<p.outC {
-                    biasActivate(y + c * outPlane, count: outPlane, bias: bias?[c] ?? 0, activation)
                 }
             }
         }
     }
 
-    /// Output rows per im2col band: about 1 MB of columns (at least one row).
+    /// Output rows per im2col band: im2col block plus output block about 256 KB, at least 512 columns and one row.
     static func im2colBandRows(_ p: Conv2DParams) -> Int {
         let kDim = (p.inC / p.groups) * p.kH * p.kW
-        let rows = (1 << 18) / Swift.max(1, kDim * p.outW)
+        let coutG = p.outC / p.groups
+        let cols = Swift.max(512, (1 << 16) / Swift.max(1, kDim + coutG))
+        let rows = cols / Swift.max(1, p.outW)
         return Swift.max(1, Swift.min(p.outH, rows))
+    }
+
+    /// Floats of one im2col band (one worker's scratch).
+    static func im2colBandFloats(_ p: Conv2DParams) -> Int {
+        (p.inC / p.groups) * p.kH * p.kW * im2colBandRows(p) * p.outW
     }
 
     /// im2col of output rows `oyStart ..< oyStart + oyCount` for one group of `channels` input planes:
@@ -179,12 +257,19 @@ extension Kernels {
     /// Interior outputs accumulate all taps in registers (16 lanes); borders use a scalar path.
     static func depthwiseConv2d(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: Activation
+        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>
     ) {
         if p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1
             && ((p.strideH == 1 && p.strideW == 1) || (p.strideH == 2 && p.strideW == 2))
         {
-            depthwise3x3(p, input: input, weight: weight, bias: bias, output: output, activation: activation)
+            if p.strideH == 2 && p.outW >= 16 {
+                depthwise3x3s2(
+                    p, input: input, weight: weight, bias: bias, output: output, activation: activation,
+                    channels: channels)
+                return
+            }
+            depthwise3x3(
+                p, input: input, weight: weight, bias: bias, output: output, activation: activation, channels: channels)
             return
         }
         let kH = p.kH
@@ -199,7 +284,7 @@ extension Kernels {
         intLo = Swift.min(intLo, intHi)
         // Taps of one row (at most 32 handled in registers-friendly loop; larger kernels go scalar).
         withUnsafeTemporaryAllocation(of: Int.self, capacity: kH) { validKy in
-            for c in 0..<p.outC {
+            for c in channels {
                 let x = input + c * p.inH * p.inW
                 let w = weight + c * kH * kW
                 let y = output + c * p.outH * p.outW
@@ -284,12 +369,95 @@ extension Kernels {
         }
     }
 
+    /// Depthwise 3×3, stride 2, dilation 1. Each input row is split once (zero padded) into its even and odd
+    /// columns `E[j] = row[2j − padL]`, `O[j] = row[2j + 1 − padL]`; a ring of 3 split rows serves the output rows
+    /// (consecutive output rows share one input row), and taps are then contiguous loads: `E[ox]`, `O[ox]`, `E[ox+1]`.
+    static func depthwise3x3s2(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>
+    ) {
+        let inW = p.inW
+        let outW = p.outW
+        let padL = p.padLeft
+        // One ring slot holds E then O, each outW + 1 values plus room for a 16-wide store past the end.
+        let half = outW + 32
+        let slot = 2 * half
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * slot) { buf in
+            let base = buf.baseAddress!
+            base.initialize(repeating: 0, count: 4 * slot)
+            let zeroE = UnsafePointer(base + 3 * slot)
+            let zeroO = zeroE + half
+            for c in channels {
+                let x = input + c * p.inH * inW
+                let w = weight + c * 9
+                let y = output + c * p.outH * outW
+                let b = bias?[c] ?? 0
+                let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
+                let v0 = F16(repeating: w0), v1 = F16(repeating: w1), v2 = F16(repeating: w2)
+                let v3 = F16(repeating: w3), v4 = F16(repeating: w4), v5 = F16(repeating: w5)
+                let v6 = F16(repeating: w6), v7 = F16(repeating: w7), v8 = F16(repeating: w8)
+                let vb = F16(repeating: b)
+                var slotRow = (-1000, -1000, -1000)
+                // Splits input row iy into ring slot iy mod 3 (once); returns (E, O) of that row.
+                func split(_ iy: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+                    if iy < 0 || iy >= p.inH { return (zeroE, zeroO) }
+                    let k = iy % 3
+                    let e = base + k * slot
+                    let o = e + half
+                    let cached = k == 0 ? slotRow.0 : (k == 1 ? slotRow.1 : slotRow.2)
+                    if cached != iy {
+                        let r = x + iy * inW
+                        // E[j] = r[2j − padL], O[j] = r[2j + 1 − padL], j in 0 ... outW (zero outside the row).
+                        var j = 0
+                        while j <= outW {
+                            let i = 2 * j - padL
+                            if i >= 0 && i + 32 <= inW {
+                                let v = UnsafeRawPointer(r + i).loadUnaligned(as: SIMD32<Float>.self)
+                                store16(v.evenHalf, e + j)
+                                store16(v.oddHalf, o + j)
+                                j += 16
+                            } else {
+                                e[j] = i >= 0 && i < inW ? r[i] : 0
+                                o[j] = i + 1 >= 0 && i + 1 < inW ? r[i + 1] : 0
+                                j += 1
+                            }
+                        }
+                        if k == 0 { slotRow.0 = iy } else if k == 1 { slotRow.1 = iy } else { slotRow.2 = iy }
+                    }
+                    return (UnsafePointer(e), UnsafePointer(o))
+                }
+                for oy in 0..<p.outH {
+                    let iy = oy * 2 - p.padTop
+                    let (e0, o0) = split(iy)
+                    let (e1, o1) = split(iy + 1)
+                    let (e2, o2) = split(iy + 2)
+                    let yRow = y + oy * outW
+                    var ox = 0
+                    while ox + 16 <= outW {
+                        var acc = vb + v0 * load16(e0 + ox) + v1 * load16(o0 + ox) + v2 * load16(e0 + ox + 1)
+                        acc += v3 * load16(e1 + ox) + v4 * load16(o1 + ox) + v5 * load16(e1 + ox + 1)
+                        acc += v6 * load16(e2 + ox) + v7 * load16(o2 + ox) + v8 * load16(e2 + ox + 1)
+                        store16(activate16(acc, activation), yRow + ox)
+                        ox += 16
+                    }
+                    while ox < outW {
+                        var acc = b + w0 * e0[ox] + w1 * o0[ox] + w2 * e0[ox + 1]
+                        acc += w3 * e1[ox] + w4 * o1[ox] + w5 * e1[ox + 1]
+                        acc += w6 * e2[ox] + w7 * o2[ox] + w8 * e2[ox + 1]
+                        yRow[ox] = activate(acc, activation)
+                        ox += 1
+                    }
+                }
+            }
+        }
+    }
+
     /// Depthwise 3×3, stride 1 or 2, dilation 1: weights held in registers, rows outside the image read a zero row,
     /// 16 outputs per step with all 9 taps accumulated in registers; the ragged end of the interior is covered by one
     /// overlapping (recomputed) vector step, so only the 1–2 border columns run scalar.
     static func depthwise3x3(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: Activation
+        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>
     ) {
         let s = p.strideW
         let inW = p.inW
@@ -303,7 +471,7 @@ extension Kernels {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: inW + 32) { zbuf in
             let zero = zbuf.baseAddress!
             zero.initialize(repeating: 0, count: inW + 32)
-            for c in 0..<p.outC {
+            for c in channels {
                 let x = input + c * p.inH * inW
                 let w = weight + c * 9
                 let y = output + c * p.outH * p.outW
@@ -374,4 +542,10 @@ extension Kernels {
             }
         }
     }
+}
+
+/// Carries a closure over raw pointers into Dispatch workers; callers guarantee the workers touch disjoint memory.
+private struct UncheckedSendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -6,7 +6,8 @@
 //   `n` parameter where it matters (conv, pooling, resize); elementwise kernels work on flat counts.
 // - Kernels do not allocate tensor-sized memory: scratch (im2col columns etc.) is passed in by the caller, sized by
 //   the matching `...ScratchCount` function (in floats). Shape bookkeeping uses stack temporaries only.
-// - Threading: only OpenBLAS is multi-threaded (see `setThreads`); every hand-written loop here is single-threaded.
+// - Threading: OpenBLAS is multi-threaded (see `setThreads`); conv2d splits its work across `setThreads` workers
+//   itself (Dispatch), holding OpenBLAS at 1 thread meanwhile. Other hand-written loops are single-threaded.
 // - Output buffers must not alias inputs unless a function says in-place is allowed.
 
 import COpenBLAS
@@ -28,9 +29,13 @@ public enum Kernels {
         case clip(min: Float, max: Float)
     }
 
-    /// Sets OpenBLAS's thread count (process-global). The hand-written loops in `Kernels` are single-threaded.
+    /// Worker count for the conv kernels (set by `setThreads`, process-global).
+    nonisolated(unsafe) static var workerCount = 1
+
+    /// Sets OpenBLAS's thread count and the conv kernels' worker count (process-global).
     public static func setThreads(_ n: Int) {
         openblas_set_num_threads(Int32(max(1, n)))
+        workerCount = max(1, n)
     }
 
     /// OpenBLAS's current thread count.
