@@ -38,19 +38,16 @@ public struct Model: Stage {
     private var last: ModelOutputs?
 
     public init(properties: StageProperties) throws {
+        // The planner has checked that the model file exists (a `.file` property).
         path = properties.string("model")
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ModelError("model file \(path) does not exist")
-        }
         let size = properties.string("input-size")
         if size == "auto" {
             fixedSize = nil
         } else {
-            let parts = size.split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else {
+            guard let parsed = ModelInput.size(size) else {
                 throw ModelError("input-size '\(size)' is not WxH, e.g. 768x576")
             }
-            fixedSize = (parts[0], parts[1])
+            fixedSize = parsed
         }
         func numbers(_ name: String) throws -> [Float] {
             let values = properties.string(name).split(separator: ",").map {
@@ -92,14 +89,11 @@ public struct Model: Stage {
 
     private mutating func load(width: Int, height: Int) throws {
         let (w, h) = fixedSize ?? (width, height)
-        let declared = try ONNXImporter.declaredInputShape(path: path)
-        guard let shape = ModelInput.shape(declared: declared, width: w, height: h) else {
-            throw ModelError("\(path): input \(declared.shapeText) is not an image input (1×3×H×W or 1×H×W×3)")
-        }
-        let graph = try ONNXImporter.load(path: path, inputShape: shape)
-        executor = try DenseExecutor(graph: graph, threads: threads)
-        input = try ModelInput(shape: shape, mean: mean, scale: scale, channelOrder: channelOrder)
-        buffer = Array(repeating: 0, count: shape.reduce(1, *))
+        let loaded = try ModelInput.loadModel(
+            path: path, width: w, height: h, threads: threads, mean: mean, scale: scale, channelOrder: channelOrder)
+        executor = loaded.executor
+        input = loaded.input
+        buffer = Array(repeating: 0, count: loaded.input.shape.reduce(1, *))
     }
 }
 

@@ -49,6 +49,27 @@ public struct ModelInput: Sendable {
         return nil
     }
 
+    /// `768x576` → (768, 576); nil unless two positive integers.
+    public static func size(_ text: String) -> (width: Int, height: Int)? {
+        let parts = text.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    /// Loads an image model for frames of `width`×`height`: the input shape from the model's declared one, the
+    /// graph at that shape, its executor and the frame conversion.
+    public static func loadModel(
+        path: String, width: Int, height: Int, threads: Int, mean: [Float] = [0], scale: [Float] = [1],
+        channelOrder: String = "rgb"
+    ) throws(ModelError) -> (executor: DenseExecutor, input: ModelInput) {
+        let declared = try ONNXImporter.declaredInputShape(path: path)
+        guard let shape = Self.shape(declared: declared, width: width, height: height) else {
+            throw ModelError("\(path): input \(declared.shapeText) is not an image input (1×3×H×W or 1×H×W×3)")
+        }
+        let executor = try DenseExecutor(graph: try ONNXImporter.load(path: path, inputShape: shape), threads: threads)
+        return (executor, try ModelInput(shape: shape, mean: mean, scale: scale, channelOrder: channelOrder))
+    }
+
     /// Writes the frame into `output` (`shape` elements).
     public func fill(_ image: VideoImage, into output: UnsafeMutablePointer<Float>) throws(ModelError) {
         let source: [Int]

@@ -33,18 +33,13 @@ struct DenseBench: AsyncParsableCommand {
         }
         var (w, h) = (first.image.width, first.image.height)
         if let inputSize {
-            let parts = inputSize.split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2 else { throw ValidationError("--input-size must be WxH") }
-            (w, h) = (parts[0], parts[1])
+            guard let size = ModelInput.size(inputSize) else { throw ValidationError("--input-size must be WxH") }
+            (w, h) = size
         }
         do {
-            let declared = try ONNXImporter.declaredInputShape(path: model)
-            guard let shape = ModelInput.shape(declared: declared, width: w, height: h) else {
-                throw ModelError("\(model): input \(declared.shapeText) is not an image input")
-            }
-            let graph = try ONNXImporter.load(path: model, inputShape: shape)
-            let executor = try DenseExecutor(graph: graph, threads: threads)
-            let input = try ModelInput(shape: shape)
+            let (executor, input) = try ModelInput.loadModel(path: model, width: w, height: h, threads: threads)
+            let graph = executor.graph
+            let shape = input.shape
             let count = shape.reduce(1, *)
             var tensors: [[Float]] = []
             for frame in decoded {
