@@ -31,6 +31,8 @@ let package = Package(
         .target(
             name: "SkipNet",
             dependencies: ["COpenBLAS", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            // The engine's loops are unusably slow unoptimised; tests and debug runs of real models need -O.
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))],
             linkerSettings: [.linkedLibrary("m")]
         ),
         .target(name: "Plugins", dependencies: ["PipelineKit", "SkipNet"]),

@@ -10,9 +10,14 @@ public final class DenseExecutor {
     public let graph: Graph
     /// OpenBLAS threads used by this executor's GEMMs.
     public let threads: Int
-    private var steps: [() -> Void] = []
+    private(set) var steps: [() -> Void] = []
     /// The node each step runs (a fused activation is part of its convolution's step).
     private var stepNodes: [NodeInfo] = []
+    /// Per step: the node's index in `graph.nodes`, its fused activation and the values it writes.
+    private(set) var stepPlan: [(node: Int, activation: Kernels.Activation, outputs: [Int])] = []
+    /// False gives every value a buffer of its own that keeps its contents across runs (the skip executor's
+    /// state); true reuses a buffer once its value's last reader has run.
+    let reusesBuffers: Bool
     private var slots: [UnsafeMutablePointer<Float>] = []
     private var slotOf: [Int: Int] = [:]
     private var constantMemory: [Int: UnsafeMutablePointer<Float>] = [:]
@@ -22,12 +27,17 @@ public final class DenseExecutor {
     /// Floats held by activation buffers and scratch (not weights), after reuse.
     public private(set) var plannedFloats = 0
 
-    public init(graph: Graph, threads: Int = 1) throws(ModelError) {
+    public convenience init(graph: Graph, threads: Int = 1) throws(ModelError) {
+        try self.init(graph: graph, threads: threads, reusesBuffers: true)
+    }
+
+    init(graph: Graph, threads: Int, reusesBuffers: Bool) throws(ModelError) {
         guard graph.inputs.count == 1 else {
             throw ModelError("the dense executor runs single-input models; this one has \(graph.inputs.count)")
         }
         self.graph = graph
         self.threads = threads
+        self.reusesBuffers = reusesBuffers
         inputShape = graph.shape(of: graph.inputs[0])
         outputShapes = graph.outputs.map { graph.shape(of: $0) }
         scratch = .allocate(capacity: 1)
@@ -82,7 +92,9 @@ public final class DenseExecutor {
         return outputShapes.indices.map { Tensor(shape: outputShapes[$0], data: Array(output($0))) }
     }
 
-    private func pointer(_ value: Int) -> UnsafeMutablePointer<Float> {
+    func constantPointer(_ value: Int) -> UnsafeMutablePointer<Float>? { constantMemory[value] }
+
+    func pointer(_ value: Int) -> UnsafeMutablePointer<Float> {
         if let c = constantMemory[value] { return c }
         return slots[slotOf[value]!]
     }
@@ -141,7 +153,7 @@ public final class DenseExecutor {
             }
         }
         func release(_ value: Int) {
-            guard let slot = slotOf[value], !keep.contains(value) else { return }
+            guard reusesBuffers, let slot = slotOf[value], !keep.contains(value) else { return }
             free.append((slot, capacities[slot]))
         }
 
@@ -165,6 +177,7 @@ public final class DenseExecutor {
         for (i, activation, outputs) in builders {
             steps.append(try step(nodes[i], activation: activation, outputs: outputs))
             stepNodes.append(nodes[i].info)
+            stepPlan.append((i, activation, outputs))
         }
     }
 
@@ -176,7 +189,7 @@ public final class DenseExecutor {
         }
     }
 
-    private func convParams(_ node: Graph.Node, _ a: ConvAttributes) -> Conv2DParams {
+    func convParams(_ node: Graph.Node, _ a: ConvAttributes) -> Conv2DParams {
         let x = graph.shape(of: node.inputs[0]!)
         let y = graph.shape(of: node.outputs[0])
         return Conv2DParams(
@@ -186,7 +199,7 @@ public final class DenseExecutor {
             groups: a.group)
     }
 
-    private func convTransposeParams(_ node: Graph.Node, _ a: ConvAttributes) -> ConvTranspose2DParams {
+    func convTransposeParams(_ node: Graph.Node, _ a: ConvAttributes) -> ConvTranspose2DParams {
         let x = graph.shape(of: node.inputs[0]!)
         let y = graph.shape(of: node.outputs[0])
         return ConvTranspose2DParams(

@@ -44,6 +44,20 @@ extension Kernels {
         }
     }
 
+    /// `output[i] = a[i] op b[i]` over `count` floats (equal shapes, no broadcasting).
+    public static func binary(
+        _ op: BinaryOp, a: UnsafePointer<Float>, b: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        count: Int
+    ) {
+        switch op {
+        case .add: binaryVV(AddOp.self, a, b, output, count)
+        case .sub: binaryVV(SubOp.self, a, b, output, count)
+        case .mul: binaryVV(MulOp.self, a, b, output, count)
+        case .div: binaryVV(DivOp.self, a, b, output, count)
+        case .prelu: binaryVV(PReluOp.self, a, b, output, count)
+        }
+    }
+
     /// PRelu: `y = x < 0 ? x · slope : x`, slope broadcast to x's shape (e.g. `[C,1,1]` per channel, or full).
     public static func prelu(
         input: UnsafePointer<Float>, shape: [Int], slope: UnsafePointer<Float>, slopeShape: [Int],

@@ -455,9 +455,12 @@ extension Kernels {
     /// Depthwise 3×3, stride 1 or 2, dilation 1: weights held in registers, rows outside the image read a zero row,
     /// 16 outputs per step with all 9 taps accumulated in registers; the ragged end of the interior is covered by one
     /// overlapping (recomputed) vector step, so only the 1–2 border columns run scalar.
+    /// `runs`: only these output positions (the skip executor's active set; other outputs of the same rows may be
+    /// rewritten with the value computed from the same input); nil: every output.
     static func depthwise3x3(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>
+        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>,
+        runs: UnsafeBufferPointer<MaskRun>? = nil
     ) {
         let s = p.strideW
         let inW = p.inW
@@ -481,7 +484,10 @@ extension Kernels {
                 let v3 = F16(repeating: w3), v4 = F16(repeating: w4), v5 = F16(repeating: w5)
                 let v6 = F16(repeating: w6), v7 = F16(repeating: w7), v8 = F16(repeating: w8)
                 let vb = F16(repeating: b)
-                for oy in 0..<p.outH {
+                let segments = runs?.count ?? p.outH
+                for segment in 0..<segments {
+                    let (oy, x0, x1) =
+                        runs.map { ($0[segment].y, $0[segment].x0, $0[segment].x1) } ?? (segment, 0, p.outW)
                     let iy = oy * p.strideH - p.padTop
                     let r0: UnsafePointer<Float> = iy >= 0 && iy < p.inH ? x + iy * inW : UnsafePointer(zero)
                     let r1: UnsafePointer<Float> =
@@ -522,22 +528,20 @@ extension Kernels {
                         }
                         store16(activate16(acc, activation), yRow + ox)
                     }
-                    for ox in 0..<intLo { scalarAt(ox) }
-                    var ox = intLo
-                    if vectorOK {
-                        while ox + 16 <= intHi {
-                            vectorAt(ox)
+                    let (lo, hi) = (Swift.min(Swift.max(intLo, x0), x1), Swift.max(Swift.min(intHi, x1), x0))
+                    for ox in x0..<lo { scalarAt(ox) }
+                    if vectorOK && lo < hi {
+                        // Whole vectors even for a short run: the extra lanes rewrite neighbours of the same row
+                        // with the value they already have (same input), which is cheaper than scalar taps.
+                        var ox = Swift.min(lo, intHi - 16)
+                        while ox < hi {
+                            vectorAt(Swift.min(ox, intHi - 16))
                             ox += 16
                         }
-                        if ox < intHi {
-                            vectorAt(intHi - 16)
-                            ox = intHi
-                        }
+                    } else {
+                        for ox in lo..<hi { scalarAt(ox) }
                     }
-                    while ox < p.outW {
-                        scalarAt(ox)
-                        ox += 1
-                    }
+                    for ox in Swift.max(hi, lo)..<x1 { scalarAt(ox) }
                 }
             }
         }

@@ -119,3 +119,19 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels.UnaryOp {
+    /// The kernel for an element-wise operator node; nil for anything else.
+    public init?(_ op: Operator) {
+        switch op {
+        case .relu: self = .relu
+        case .leakyRelu(let alpha): self = .leakyRelu(alpha: alpha)
+        case .clip(let lo, let hi): self = .clip(min: lo, max: hi)
+        case .sigmoid: self = .sigmoid
+        case .hardSigmoid(let alpha, let beta): self = .hardSigmoid(alpha: alpha, beta: beta)
+        case .hardSwish: self = .hardSwish
+        case .tanh: self = .tanh
+        default: return nil
+        }
+    }
+}

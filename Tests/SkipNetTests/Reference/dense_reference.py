@@ -18,7 +18,7 @@ from onnxref import decode_rgb, fixed_model  # noqa: E402
 model_path, clip, frames_text, layout, out = sys.argv[1:6]
 frames = [int(f) for f in frames_text.split(",")]
 ort.set_default_logger_severity(3)
-data = decode_rgb(clip)
+data = decode_rgb(clip, max(frames) + 1)
 height, width = data.shape[1], data.shape[2]
 shape = [1, 3, height, width] if layout == "nchw" else [1, height, width, 3]
 m = fixed_model(model_path, shape)

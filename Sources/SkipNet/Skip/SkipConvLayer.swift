@@ -1,0 +1,405 @@
+import Foundation
+
+/// Skip-convolution for one Conv node (ALGORITHMS.md §1–3), recompute form: the layer keeps `x_ref` and an output
+/// `y = act(W*x_ref + b)` that is exact for `x_ref`. Per frame it tests the residual `x − x_ref` where the input
+/// changed, picks active outputs `A` by its gate (tiled), commits into `x_ref` every input all of whose readers are
+/// in `A`, and recomputes `y` on `A` from `x_ref` (gather → one SGEMM per chunk → scatter with bias and activation).
+///
+/// Recomputing `W*x_ref` on `A` costs the same MACs as accumulating `W*Δ` but needs no `z_acc` and cannot drift: the
+/// bias is added once per recomputed output, never per residual, and no round-off accumulates across frames.
+final class SkipConvLayer: SkipLayer {
+    let p: Conv2DParams
+    private let weight: UnsafePointer<Float>
+    private let bias: UnsafePointer<Float>?
+    private let activation: Kernels.Activation
+    private let x: UnsafePointer<Float>
+    private let y: UnsafeMutablePointer<Float>
+    private let xRef: UnsafeMutablePointer<Float>
+    /// Per input position, the gate's channel statistic of `x − x_ref` (kept where the input did not change).
+    private let stat: UnsafeMutablePointer<Float>
+    private let gate: GateKind
+    /// Absolute threshold; a relative one becomes absolute on the first keyframe.
+    private(set) var threshold: Float
+    private var relative: Bool
+    private let gumbel: GumbelGate?
+    private let tile: Int
+    private let breakEven: Double
+    private let dilation: Int
+    /// Largest filter norm `max_o ‖W_o‖₂` (output-norm gate).
+    let maxFilterNorm: Float
+    private var map: WindowMap
+    private let evaluated: SpatialMask
+    let active: SpatialMask
+    let commit: SpatialMask
+    private(set) var stats: SkipLayerStats
+    /// Layers with threshold 0, and depthwise convs (9 MACs an output cost less than the C reads of a residual
+    /// statistic), gate nothing: they recompute exactly the outputs whose window changed, from the current input
+    /// (no reference, no error added). Only where the gate would skip something does a reference pay for itself.
+    let propagates: Bool
+
+    init(
+        name: String, params: Conv2DParams, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        activation: Kernels.Activation, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        gate: GateKind, threshold: Float, relative: Bool, gumbel: GumbelGate?, tile: Int, breakEven: Double,
+        dilation: Int
+    ) {
+        p = params
+        self.weight = weight
+        self.bias = bias
+        self.activation = activation
+        x = input
+        y = output
+        propagates = p.isDepthwise || (threshold == 0 && gate != .gumbel)
+        let inCount = propagates ? 1 : p.inC * p.inH * p.inW
+        xRef = .allocate(capacity: inCount)
+        xRef.initialize(repeating: 0, count: inCount)
+        stat = .allocate(capacity: p.inH * p.inW)
+        stat.initialize(repeating: 0, count: p.inH * p.inW)
+        self.gate = gate
+        self.threshold = threshold
+        self.relative = relative
+        self.gumbel = gumbel
+        self.tile = max(1, tile)
+        self.breakEven = breakEven
+        self.dilation = dilation
+        let filter = (p.inC / p.groups) * p.kH * p.kW
+        var norm: Float = 0
+        for o in 0..<p.outC {
+            var s: Float = 0
+            for i in 0..<filter { s += weight[o * filter + i] * weight[o * filter + i] }
+            norm = max(norm, s.squareRoot())
+        }
+        maxFilterNorm = norm
+        map = WindowMap(p)
+        evaluated = SpatialMask(width: p.outW, height: p.outH)
+        active = SpatialMask(width: p.outW, height: p.outH)
+        commit = SpatialMask(width: p.inW, height: p.inH)
+        stats = SkipLayerStats(name: name, op: "Conv", positions: p.outH * p.outW, denseMACs: p.macs)
+    }
+
+    deinit {
+        xRef.deallocate()
+        stat.deallocate()
+    }
+
+    static func scratchNeeds(_ p: Conv2DParams) -> (columns: Int, product: Int) {
+        if p.isDepthwise { return (0, 0) }
+        let k = (p.inC / p.groups) * p.kH * p.kW
+        let m = min(p.outH * p.outW, SkipScratch.chunkPositions(k: k))
+        return (k * m, (p.outC / p.groups) * m)
+    }
+
+    func keyframe(changed: SpatialMask, scratch: SkipScratch) {
+        if !propagates { xRef.update(from: x, count: p.inC * p.inH * p.inW) }
+        stat.update(repeating: 0, count: p.inH * p.inW)
+        Kernels.conv2d(
+            p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
+        if relative {
+            threshold *=
+                gate == .inputSelect ? rms(x, count: p.inC * p.inH * p.inW) : rms(y, count: p.outC * p.outH * p.outW)
+            relative = false
+        }
+        changed.fill()
+        account(active: p.outH * p.outW, executed: p.macs, gate: 0, dense: true)
+    }
+
+    @discardableResult
+    func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
+        if dirty.isEmpty {
+            changed.clear()
+            account(active: 0, executed: 0, gate: 0, dense: false)
+            return 0
+        }
+        if propagates { return propagate(dirty: dirty, changed: changed, scratch: scratch) }
+        var gateOps = 0
+        if gate != .gumbel {
+            dirty.runs(into: &scratch.runs)
+            updateStatistic(scratch.runs)
+            gateOps = dirty.count * p.inC
+        }
+        if dirty.isFull { evaluated.fill() } else { map.footprint(of: dirty, into: evaluated) }
+        evaluated.runs(into: &scratch.runs)
+        active.clear()
+        if gate == .gumbel {
+            gateOps = evaluated.count * p.inC * p.kH * p.kW
+            evaluateGumbel(scratch.runs)
+        } else {
+            evaluateNorm(scratch.runs)
+        }
+        active.dilate(dilation)
+        active.tileUp(tile)
+        let density = active.density
+        if density > breakEven {
+            keyframe(changed: changed, scratch: scratch)
+            stats.gateMACs += gateOps
+            return density
+        }
+        map.committable(active, into: commit)
+        commit.runs(into: &scratch.runs)
+        let plane = p.inH * p.inW
+        for run in scratch.runs {
+            let at = run.y * p.inW + run.x0
+            for c in 0..<p.inC { (xRef + c * plane + at).update(from: x + c * plane + at, count: run.length) }
+            (stat + at).update(repeating: 0, count: run.length)
+        }
+        active.runs(into: &scratch.runs)
+        if p.isDepthwise { recomputeDepthwise(scratch.runs, from: xRef) } else { recompute(scratch, from: xRef) }
+        changed.assign(active)
+        account(
+            active: active.count, executed: active.count * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false)
+        return density
+    }
+
+    private func propagate(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
+        if dirty.isFull { active.fill() } else { map.footprint(of: dirty, into: active) }
+        let density = active.density
+        if density > breakEven {
+            Kernels.conv2d(
+                p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
+            account(active: active.count, executed: p.macs, gate: 0, dense: true)
+        } else {
+            active.runs(into: &scratch.runs)
+            if p.isDepthwise { recomputeDepthwise(scratch.runs, from: x) } else { recompute(scratch, from: x) }
+            account(active: active.count, executed: active.count * (p.macs / (p.outH * p.outW)), gate: 0, dense: false)
+        }
+        changed.assign(active)
+        return density
+    }
+
+    func addTime(_ duration: Duration) { stats.seconds += duration.seconds }
+
+    private func account(active: Int, executed: Int, gate: Int, dense: Bool) {
+        stats.threshold = threshold
+        stats.frames += 1
+        stats.activePositions += active
+        stats.executedMACs += executed
+        stats.gateMACs += gate
+        stats.lastActive = active
+        stats.lastExecutedMACs = executed + gate
+        if dense { stats.denseFrames += 1 }
+    }
+
+    // MARK: - Gate
+
+    /// Σ r² over channels (within a group, the largest group: depthwise takes max_c r²) for output-norm, Σ|r| for
+    /// input-norm, max|r| for input-select.
+    private func updateStatistic(_ runs: [MaskRun]) {
+        let plane = p.inH * p.inW
+        let kind: Kernels.ResidualStatistic =
+            switch gate {
+            case .outputNorm, .gumbel: .sumOfSquares
+            case .inputNorm: .sumOfAbs
+            case .inputSelect: .maxAbs
+            }
+        let perGroup = p.inC / p.groups
+        for run in runs {
+            let at = run.y * p.inW + run.x0
+            let n = run.length
+            let s = stat + at
+            s.update(repeating: 0, count: n)
+            if gate == .outputNorm && p.groups > 1 {
+                // Per-group sums, maximum over groups: each group's filters only see their own channels.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { group in
+                    let g0 = group.baseAddress!
+                    for g in 0..<p.groups {
+                        g0.update(repeating: 0, count: n)
+                        for c in g * perGroup..<(g + 1) * perGroup {
+                            Kernels.accumulate(
+                                kind, x: x + c * plane + at, ref: xRef + c * plane + at, into: g0, count: n)
+                        }
+                        for i in 0..<n { s[i] = max(s[i], g0[i]) }
+                    }
+                }
+            } else {
+                for c in 0..<p.inC {
+                    Kernels.accumulate(kind, x: x + c * plane + at, ref: xRef + c * plane + at, into: s, count: n)
+                }
+            }
+        }
+    }
+
+    private func evaluateNorm(_ runs: [MaskRun]) {
+        // Output-norm compares Σ‖r‖² over the window with (ε / max‖W_o‖)², avoiding a square root per output.
+        let limit: Float
+        switch gate {
+        case .outputNorm:
+            limit = maxFilterNorm > 0 ? (threshold / maxFilterNorm) * (threshold / maxFilterNorm) : .infinity
+        case .inputNorm: limit = threshold * Float(p.kH * p.kW)
+        default: limit = threshold
+        }
+        let useMax = gate == .inputSelect
+        let (rows, columns, inW) = (map.rows, map.columns, p.inW)
+        active.withBits { a in
+            for run in runs {
+                let window = rows.window(run.y)
+                for ox in run.x0..<run.x1 {
+                    var v: Float = 0
+                    for iy in window {
+                        for ix in columns.window(ox) {
+                            let s = stat[iy * inW + ix]
+                            v = useMax ? max(v, s) : v + s
+                        }
+                    }
+                    if v > limit { a[run.y * p.outW + ox] = 1 }
+                }
+            }
+        }
+    }
+
+    private func evaluateGumbel(_ runs: [MaskRun]) {
+        guard let gumbel, gumbel.weights.count == p.inC * p.kH * p.kW else { return }
+        let plane = p.inH * p.inW
+        active.withBits { a in
+            for run in runs {
+                for ox in run.x0..<run.x1 {
+                    var logit = gumbel.bias
+                    for c in 0..<p.inC {
+                        for ky in 0..<p.kH {
+                            let iy = run.y * p.strideH - p.padTop + ky * p.dilationH
+                            guard iy >= 0 && iy < p.inH else { continue }
+                            for kx in 0..<p.kW {
+                                let ix = ox * p.strideW - p.padLeft + kx * p.dilationW
+                                guard ix >= 0 && ix < p.inW else { continue }
+                                let i = c * plane + iy * p.inW + ix
+                                logit += gumbel.weights[(c * p.kH + ky) * p.kW + kx] * abs(x[i] - xRef[i])
+                            }
+                        }
+                    }
+                    if logit >= 0 { a[run.y * p.outW + ox] = 1 }
+                }
+            }
+        }
+    }
+
+    // MARK: - Recompute
+
+    /// GEMM convs: active positions in chunks; per chunk and group, im2col rows of `x_ref` → SGEMM → scatter.
+    private func recompute(_ scratch: SkipScratch, from source: UnsafePointer<Float>) {
+        let cinG = p.inC / p.groups
+        let coutG = p.outC / p.groups
+        let k = cinG * p.kH * p.kW
+        let capacity = min(p.outH * p.outW, SkipScratch.chunkPositions(k: k))
+        var m = 0
+        scratch.chunk.removeAll(keepingCapacity: true)
+        func flush() {
+            guard m > 0 else { return }
+            for g in 0..<p.groups {
+                gather(scratch.chunk, from: source, positions: m, firstChannel: g * cinG, into: scratch.columns)
+                Kernels.sgemm(
+                    transA: false, transB: false, m: coutG, n: m, k: k, alpha: 1, a: weight + g * coutG * k, lda: k,
+                    b: scratch.columns, ldb: m, beta: 0, c: scratch.product, ldc: m)
+                scatter(scratch.chunk, positions: m, from: scratch.product, firstChannel: g * coutG, channels: coutG)
+            }
+            scratch.chunk.removeAll(keepingCapacity: true)
+            m = 0
+        }
+        for run in scratch.runs {
+            var x0 = run.x0
+            while x0 < run.x1 {
+                let n = min(run.x1 - x0, capacity - m)
+                scratch.chunk.append(MaskRun(y: run.y, x0: x0, x1: x0 + n))
+                m += n
+                x0 += n
+                if m == capacity { flush() }
+            }
+        }
+        flush()
+    }
+
+    /// `columns[(c·kH + ky)·kW + kx][j] = source[c][oy·s − pad + ky·d][ox·s − pad + kx·d]` for the chunk's positions.
+    private func gather(
+        _ chunk: [MaskRun], from source: UnsafePointer<Float>, positions m: Int, firstChannel: Int,
+        into columns: UnsafeMutablePointer<Float>
+    ) {
+        let plane = p.inH * p.inW
+        let cinG = p.inC / p.groups
+        for c in 0..<cinG {
+            let src = source + (firstChannel + c) * plane
+            for ky in 0..<p.kH {
+                for kx in 0..<p.kW {
+                    var dst = columns + ((c * p.kH + ky) * p.kW + kx) * m
+                    let offset = kx * p.dilationW - p.padLeft
+                    for run in chunk {
+                        let n = run.length
+                        let iy = run.y * p.strideH - p.padTop + ky * p.dilationH
+                        if iy < 0 || iy >= p.inH {
+                            dst.update(repeating: 0, count: n)
+                            dst += n
+                            continue
+                        }
+                        let row = src + iy * p.inW
+                        let valid = validColumns(run.x0, run.x1, stride: p.strideW, offset: offset, width: p.inW)
+                        let lead = valid.lowerBound - run.x0
+                        if lead > 0 { dst.update(repeating: 0, count: lead) }
+                        if p.strideW == 1 {
+                            (dst + lead).update(from: row + valid.lowerBound + offset, count: valid.count)
+                        } else {
+                            var j = lead
+                            for ox in valid {
+                                dst[j] = row[ox * p.strideW + offset]
+                                j += 1
+                            }
+                        }
+                        let tail = n - lead - valid.count
+                        if tail > 0 { (dst + lead + valid.count).update(repeating: 0, count: tail) }
+                        dst += n
+                    }
+                }
+            }
+        }
+    }
+
+    private func scatter(
+        _ chunk: [MaskRun], positions m: Int, from product: UnsafePointer<Float>, firstChannel: Int, channels: Int
+    ) {
+        let plane = p.outH * p.outW
+        for o in 0..<channels {
+            let oc = firstChannel + o
+            let b = bias?[oc] ?? 0
+            var src = product + o * m
+            for run in chunk {
+                let dst = y + oc * plane + run.y * p.outW + run.x0
+                dst.update(from: src, count: run.length)
+                Kernels.biasActivate(dst, count: run.length, bias: b, activation)
+                src += run.length
+            }
+        }
+    }
+
+    /// Depthwise: a direct loop per channel and run (9 MACs an output do not pay for a gather); 3×3 kernels take
+    /// the dense kernel's SIMD rows restricted to the runs.
+    private func recomputeDepthwise(_ runs: [MaskRun], from source: UnsafePointer<Float>) {
+        if p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1 && p.strideH == p.strideW
+            && (p.strideH == 1 || p.strideH == 2)
+        {
+            runs.withUnsafeBufferPointer { r in
+                Kernels.depthwise3x3(
+                    p, input: source, weight: weight, bias: bias, output: y, activation: activation,
+                    channels: 0..<p.outC, runs: r)
+            }
+            return
+        }
+        let (inPlane, outPlane) = (p.inH * p.inW, p.outH * p.outW)
+        for c in 0..<p.outC {
+            let src = source + c * inPlane
+            let w = weight + c * p.kH * p.kW
+            let b = bias?[c] ?? 0
+            for run in runs {
+                let dst = y + c * outPlane + run.y * p.outW
+                (dst + run.x0).update(repeating: 0, count: run.length)
+                for ky in 0..<p.kH {
+                    let iy = run.y * p.strideH - p.padTop + ky * p.dilationH
+                    guard iy >= 0 && iy < p.inH else { continue }
+                    let row = src + iy * p.inW
+                    for kx in 0..<p.kW {
+                        let wv = w[ky * p.kW + kx]
+                        let offset = kx * p.dilationW - p.padLeft
+                        let valid = validColumns(run.x0, run.x1, stride: p.strideW, offset: offset, width: p.inW)
+                        for ox in valid { dst[ox] += wv * row[ox * p.strideW + offset] }
+                    }
+                }
+                Kernels.biasActivate(dst + run.x0, count: run.length, bias: b, activation)
+            }
+        }
+    }
+}

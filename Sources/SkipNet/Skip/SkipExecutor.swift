@@ -1,0 +1,265 @@
+import Foundation
+
+/// Runs a ``Graph`` frame after frame, recomputing only what changed (Skip-Convolutions, ALGORITHMS.md §1–3).
+///
+/// Every value keeps its own buffer across frames, and each frame carries a change mask per value (positions that
+/// were rewritten). Convolutions and 2×2-stride-2 transposed convs are ``SkipLayer``s: gated, committing into their
+/// reference, recomputing active outputs. Element-wise operators (unary, and binary on equal shapes: the residual
+/// adds) recompute exactly the union of their inputs' changed positions — strategy A of §1.3, limited to changed
+/// tiles, so nothing but the convs' own state is needed and the work left follows the change through the network.
+/// Any other operator reruns densely when an input changed and marks its output changed everywhere.
+///
+/// Keyframes (every layer dense): the first frame, every `refresh` frames, after ``reset()``, and on a scene cut
+/// (the first layer would recompute more than `sceneCut` of its outputs). Not thread-safe: one per inference task.
+public final class SkipExecutor {
+    public let graph: Graph
+    public let settings: SkipSettings
+    public let threads: Int
+    private let dense: DenseExecutor
+    private var steps: [Step] = []
+    private var changed: [Int: SpatialMask] = [:]
+    private let scratch: SkipScratch
+    private let inputValue: Int
+    private var framesSinceKeyframe = 0
+    private var needsKeyframe = true
+    public private(set) var frames = 0
+    public private(set) var keyframes = 0
+    /// MACs of the last frame (gates included) and of a dense run.
+    public private(set) var lastExecutedMACs = 0
+    public private(set) var lastWasKeyframe = false
+    public let denseMACs: Int
+    /// Σ executed MACs (gates included) over all frames.
+    public private(set) var executedMACs = 0
+    /// Wall time in steps that are not skip layers (element-wise, dense fallbacks), seconds.
+    public private(set) var otherSeconds = 0.0
+
+    private enum Step {
+        case skip(SkipLayer, input: Int, output: Int, first: Bool)
+        case unary(Kernels.UnaryOp, input: Int, output: Int, channels: Int)
+        case binary(Kernels.BinaryOp, a: Int, b: Int, output: Int, channels: Int)
+        case dense(index: Int, inputs: [Int], outputs: [Int])
+    }
+
+    public var inputShape: [Int] { dense.inputShape }
+    public var outputShapes: [[Int]] { dense.outputShapes }
+
+    public init(graph: Graph, settings: SkipSettings = SkipSettings(), threads: Int = 1) throws(ModelError) {
+        let dense = try DenseExecutor(graph: graph, threads: threads, reusesBuffers: false)
+        self.dense = dense
+        self.graph = graph
+        self.settings = settings
+        self.threads = threads
+        inputValue = graph.inputs[0]
+        let inputShape = graph.shape(of: inputValue)
+        guard inputShape.count == 4, inputShape[0] == 1 else {
+            throw ModelError("the skip executor runs one NCHW image per frame; the input is \(inputShape.shapeText)")
+        }
+        var columns = 0
+        var product = 0
+        var denseScratch = 0
+        var total = 0
+        var masks: [Int: SpatialMask] = [:]
+        var steps: [Step] = []
+        func mask(_ value: Int) -> SpatialMask {
+            if let m = masks[value] { return m }
+            let s = graph.shape(of: value)
+            let m = s.count == 4 ? SpatialMask(width: s[3], height: s[2]) : SpatialMask(width: 1, height: 1)
+            masks[value] = m
+            return m
+        }
+        _ = mask(inputValue)
+        let imageHeight = inputShape[2]
+        for (stepIndex, plan) in dense.stepPlan.enumerated() {
+            let node = graph.nodes[plan.node]
+            let inputs = node.inputs.compactMap { $0 }.filter { graph.constants[$0] == nil }
+            for v in inputs + plan.outputs { _ = mask(v) }
+            let xShape = node.inputs[0].map { graph.shape(of: $0) } ?? []
+            let yShape = graph.shape(of: plan.outputs[0])
+            let weight = node.inputs.count > 1 ? node.inputs[1].flatMap { dense.constantPointer($0) } : nil
+            let bias = node.inputs.count > 2 ? node.inputs[2].flatMap { dense.constantPointer($0) } : nil
+            let name = node.info.name
+            let readsInput = inputs.first == inputValue
+            let threshold = settings.threshold(for: name, readsModelInput: readsInput)
+            switch node.op {
+            case .conv(let a) where weight != nil && inputs.count == 1:
+                let p = dense.convParams(node, a)
+                let stride = max(1, imageHeight / max(1, p.outH))
+                let layer = SkipConvLayer(
+                    name: name, params: p, weight: weight!, bias: bias, activation: plan.activation,
+                    input: dense.pointer(inputs[0]), output: dense.pointer(plan.outputs[0]), gate: settings.gate,
+                    threshold: threshold.value, relative: threshold.relative, gumbel: settings.gumbel[name],
+                    tile: settings.block / stride, breakEven: settings.breakEven(for: name),
+                    dilation: inputs[0] == inputValue ? settings.dilation : 0)
+                let need = SkipConvLayer.scratchNeeds(p)
+                (columns, product) = (max(columns, need.columns), max(product, need.product))
+                denseScratch = max(denseScratch, Kernels.conv2dScratchCount(p))
+                total += p.macs
+                steps.append(.skip(layer, input: inputs[0], output: plan.outputs[0], first: inputs[0] == inputValue))
+            case .convTranspose(let a, _, _) where weight != nil && inputs.count == 1:
+                let p = dense.convTransposeParams(node, a)
+                total += p.macs
+                denseScratch = max(denseScratch, Kernels.convTranspose2dScratchCount(p))
+                guard SkipConvTransposeLayer.supports(p) else {
+                    steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
+                    continue
+                }
+                let stride = max(1, imageHeight / max(1, p.inH))
+                let layer = SkipConvTransposeLayer(
+                    name: name, params: p, weight: weight!, bias: bias, activation: plan.activation,
+                    input: dense.pointer(inputs[0]), output: dense.pointer(plan.outputs[0]), gate: settings.gate,
+                    threshold: threshold.value, relative: threshold.relative, tile: settings.block / stride,
+                    breakEven: settings.breakEven(for: name))
+                let need = SkipConvTransposeLayer.scratchNeeds(p)
+                (columns, product) = (max(columns, need.columns), max(product, need.product))
+                steps.append(.skip(layer, input: inputs[0], output: plan.outputs[0], first: inputs[0] == inputValue))
+            case _ where Kernels.UnaryOp(node.op) != nil && xShape.count == 4 && xShape == yShape:
+                steps.append(
+                    .unary(Kernels.UnaryOp(node.op)!, input: inputs[0], output: plan.outputs[0], channels: xShape[1]))
+            case .add, .sub, .mul, .div:
+                let shapes = node.inputs.compactMap { $0.map { graph.shape(of: $0) } }
+                if inputs.count == 2, shapes.count == 2, shapes[0] == shapes[1], yShape == shapes[0], yShape.count == 4,
+                    let a = node.inputs[0], let b = node.inputs[1]
+                {
+                    let op: Kernels.BinaryOp =
+                        switch node.op {
+                        case .add: .add
+                        case .sub: .sub
+                        case .mul: .mul
+                        default: .div
+                        }
+                    steps.append(.binary(op, a: a, b: b, output: plan.outputs[0], channels: yShape[1]))
+                } else {
+                    steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
+                }
+            default:
+                total += ModelSummary.macs(node, graph)
+                steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
+            }
+        }
+        denseMACs = total
+        changed = masks
+        self.steps = steps
+        scratch = SkipScratch(columns: columns, product: product, dense: denseScratch)
+    }
+
+    /// Runs one frame laid out as ``inputShape``. `changed`, at the input's H×W, limits where the input may have
+    /// changed (e.g. an upstream `gate` stage's mask); nil means anywhere.
+    public func run(_ input: UnsafeBufferPointer<Float>, changed inputChanged: SpatialMask? = nil) throws(ModelError) {
+        let expected = inputShape.reduce(1, *)
+        guard input.count == expected, let base = input.baseAddress else {
+            throw ModelError("input holds \(input.count) values; the model takes \(inputShape.shapeText) = \(expected)")
+        }
+        let inputMask = changed[inputValue]!
+        if let inputChanged {
+            guard inputChanged.width == inputMask.width, inputChanged.height == inputMask.height else {
+                throw ModelError(
+                    "change mask is \(inputChanged.width)x\(inputChanged.height); the input is "
+                        + "\(inputMask.width)x\(inputMask.height)")
+            }
+            inputMask.assign(inputChanged)
+        } else {
+            inputMask.fill()
+        }
+        dense.pointer(inputValue).update(from: base, count: expected)
+        Kernels.setThreads(threads)
+        var keyframe = needsKeyframe || (settings.refresh > 0 && framesSinceKeyframe >= settings.refresh)
+        if keyframe { inputMask.fill() }
+        var executed = 0
+        for step in steps {
+            switch step {
+            case .skip(let layer, let input, let output, let first):
+                let start = ContinuousClock.now
+                defer { layer.addTime(ContinuousClock.now - start) }
+                if keyframe {
+                    layer.keyframe(changed: changed[output]!, scratch: scratch)
+                } else {
+                    let density = layer.frame(dirty: changed[input]!, changed: changed[output]!, scratch: scratch)
+                    if first && density > settings.sceneCut { keyframe = true }
+                }
+                executed += layer.stats.lastExecutedMACs
+            case .unary(let op, let input, let output, let channels):
+                let start = ContinuousClock.now
+                defer { otherSeconds += (ContinuousClock.now - start).seconds }
+                let mask = changed[input]!
+                changed[output]!.assign(mask)
+                forEachRun(mask, channels: channels) { offset, n in
+                    Kernels.unary(
+                        op, input: dense.pointer(input) + offset, output: dense.pointer(output) + offset, count: n)
+                }
+            case .binary(let op, let a, let b, let output, let channels):
+                let start = ContinuousClock.now
+                defer { otherSeconds += (ContinuousClock.now - start).seconds }
+                let mask = changed[output]!
+                mask.assign(changed[a]!)
+                mask.formUnion(changed[b]!)
+                let (pa, pb, py) = (dense.pointer(a), dense.pointer(b), dense.pointer(output))
+                forEachRun(mask, channels: channels) { offset, n in
+                    Kernels.binary(op, a: pa + offset, b: pb + offset, output: py + offset, count: n)
+                }
+            case .dense(let index, let inputs, let outputs):
+                let start = ContinuousClock.now
+                defer { otherSeconds += (ContinuousClock.now - start).seconds }
+                let any = keyframe || inputs.contains { !changed[$0]!.isEmpty }
+                if any { dense.steps[index]() }
+                for v in outputs {
+                    if any { changed[v]!.fill() } else { changed[v]!.clear() }
+                }
+                if any { executed += ModelSummary.macs(graph.nodes[dense.stepPlan[index].node], graph) }
+            }
+        }
+        if keyframe {
+            keyframes += 1
+            framesSinceKeyframe = 1
+        } else {
+            framesSinceKeyframe += 1
+        }
+        needsKeyframe = false
+        lastWasKeyframe = keyframe
+        lastExecutedMACs = executed
+        executedMACs += executed
+        frames += 1
+    }
+
+    /// Applies `body(offset, count)` to each changed run of each channel plane.
+    private func forEachRun(_ mask: SpatialMask, channels: Int, _ body: (Int, Int) -> Void) {
+        if mask.isEmpty { return }
+        let plane = mask.area
+        if mask.isFull { return body(0, channels * plane) }
+        mask.runs(into: &scratch.runs)
+        for c in 0..<channels {
+            for run in scratch.runs { body(c * plane + run.y * mask.width + run.x0, run.length) }
+        }
+    }
+
+    /// The next frame is a keyframe (a new stream, a reconnect, a resolution change).
+    public func reset() { needsKeyframe = true }
+
+    public func output(_ index: Int) -> UnsafeBufferPointer<Float> { dense.output(index) }
+
+    /// Where output `index` changed on the last frame.
+    public func changedPositions(ofOutput index: Int) -> SpatialMask { changed[graph.outputs[index]]! }
+
+    /// Per-layer accounting for the skip layers, in execution order.
+    public var layerStats: [SkipLayerStats] {
+        steps.compactMap {
+            if case .skip(let layer, _, _, _) = $0 { return layer.stats }
+            return nil
+        }
+    }
+
+    /// Σ executed / Σ dense MACs over all frames run, keyframes and gates included (ALGORITHMS.md §5).
+    public var macRatio: Double { Double(executedMACs) / Double(max(1, denseMACs * frames)) }
+
+    /// Runs and copies every output (allocates: for tests and tools).
+    public func run(_ input: Tensor) throws(ModelError) -> [Tensor] {
+        guard input.shape == inputShape else {
+            throw ModelError("input shape \(input.shape.shapeText) differs from the model's \(inputShape.shapeText)")
+        }
+        try input.data.withUnsafeBufferPointer { (buffer) throws(ModelError) in try run(buffer) }
+        return outputShapes.indices.map { Tensor(shape: outputShapes[$0], data: Array(output($0))) }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,86 @@
+/// Scratch the skip layers share (one layer runs at a time): im2col columns for a chunk of active positions, the
+/// GEMM result for that chunk, and the dense path's own im2col scratch.
+final class SkipScratch {
+    /// Floats of columns per chunk: about 1 MB, so a chunk's columns stay in L2 between gather and GEMM.
+    static let columnBudget = 1 << 18
+    let columns: UnsafeMutablePointer<Float>
+    let product: UnsafeMutablePointer<Float>
+    let dense: UnsafeMutablePointer<Float>
+    var chunk: [MaskRun] = []
+    var runs: [MaskRun] = []
+
+    init(columns: Int, product: Int, dense: Int) {
+        self.columns = .allocate(capacity: max(columns, 1))
+        self.product = .allocate(capacity: max(product, 1))
+        self.dense = .allocate(capacity: max(dense, 1))
+    }
+
+    deinit {
+        columns.deallocate()
+        product.deallocate()
+        dense.deallocate()
+    }
+
+    /// Positions per chunk for a GEMM with `k` reduction rows.
+    static func chunkPositions(k: Int) -> Int { max(64, columnBudget / max(k, 1)) }
+}
+
+/// What one skip layer did, cumulatively and on the last frame.
+public struct SkipLayerStats: Sendable {
+    public var name: String
+    public var op: String
+    /// Positions the gate decides over (outputs of a conv, inputs of a transposed conv) per frame.
+    public var positions: Int
+    /// Dense MACs per frame.
+    public var denseMACs: Int
+    /// Totals over all frames run.
+    public var frames = 0
+    public var activePositions = 0
+    public var executedMACs = 0
+    /// Norm statistics and Gumbel logits (one op per input element read, ALGORITHMS.md §5).
+    public var gateMACs = 0
+    /// Frames this layer ran densely (keyframe or above its break-even density).
+    public var denseFrames = 0
+    /// Wall time spent in this layer (gate, commit, recompute), seconds.
+    public var seconds = 0.0
+    /// The absolute threshold in use (a relative one once the first keyframe has measured the layer).
+    public var threshold: Float = 0
+    public var lastActive = 0
+    public var lastExecutedMACs = 0
+
+    public var macRatio: Double { Double(executedMACs + gateMACs) / Double(max(1, denseMACs * frames)) }
+}
+
+/// A convolution or transposed convolution that keeps the ALGORITHMS.md §1 state (a reference input; outputs
+/// consistent with it) and, per frame, recomputes only outputs its gate selects.
+protocol SkipLayer: AnyObject {
+    var stats: SkipLayerStats { get }
+    func addTime(_ duration: Duration)
+    /// Input positions `dirty` changed this frame; sets `changed` to the output positions it rewrote.
+    /// Runs densely (a per-layer keyframe) above its break-even density; returns the density it saw.
+    @discardableResult
+    func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double
+    /// Dense: reference = input, every output recomputed.
+    func keyframe(changed: SpatialMask, scratch: SkipScratch)
+}
+
+@inline(__always)
+func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
+
+@inline(__always)
+func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
+
+/// Outputs `ox` in `x0..<x1` whose input column `ox·stride + offset` is inside `0..<width`.
+@inline(__always)
+func validColumns(_ x0: Int, _ x1: Int, stride: Int, offset: Int, width: Int) -> Range<Int> {
+    let lo = max(x0, ceilDiv(-offset, stride))
+    let hi = min(x1, floorDiv(width - 1 - offset, stride) + 1)
+    return lo < hi ? lo..<hi : x0..<x0
+}
+
+/// Root mean square of `count` floats (Double sum: millions of squares).
+func rms(_ p: UnsafePointer<Float>, count: Int) -> Float {
+    var sum = 0.0
+    for i in 0..<count { sum += Double(p[i]) * Double(p[i]) }
+    return Float((sum / Double(max(1, count))).squareRoot())
+}

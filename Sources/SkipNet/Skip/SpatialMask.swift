@@ -1,0 +1,170 @@
+/// A set of positions of one H×W plane: which outputs a layer recomputes, which inputs it commits, where a value
+/// changed this frame. One byte per position (cheap next to the C floats each position carries) plus the count,
+/// so "nothing" and "everything" are O(1) to test.
+public final class SpatialMask {
+    public let width: Int
+    public let height: Int
+    public private(set) var bits: [UInt8]
+    public private(set) var count = 0
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+        bits = Array(repeating: 0, count: width * height)
+    }
+
+    public var area: Int { width * height }
+    public var isEmpty: Bool { count == 0 }
+    public var isFull: Bool { count == area }
+    public var density: Double { area == 0 ? 0 : Double(count) / Double(area) }
+
+    public subscript(x: Int, y: Int) -> Bool { bits[y * width + x] != 0 }
+
+    public func set(x: Int, y: Int) {
+        let i = y * width + x
+        if bits[i] == 0 {
+            bits[i] = 1
+            count += 1
+        }
+    }
+
+    public func clear() {
+        if count == 0 { return }
+        bits.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        count = 0
+    }
+
+    public func fill() {
+        if isFull { return }
+        bits.withUnsafeMutableBufferPointer { $0.update(repeating: 1) }
+        count = area
+    }
+
+    /// Sets every position of `other` (same size) too.
+    public func formUnion(_ other: SpatialMask) {
+        precondition(other.width == width && other.height == height, "mask sizes differ")
+        if other.isEmpty || isFull { return }
+        if other.isFull { return fill() }
+        var n = 0
+        bits.withUnsafeMutableBufferPointer { b in
+            other.bits.withUnsafeBufferPointer { o in
+                for i in 0..<b.count {
+                    b[i] |= o[i]
+                    n += Int(b[i])
+                }
+            }
+        }
+        count = n
+    }
+
+    /// Copies `other` (same size).
+    public func assign(_ other: SpatialMask) {
+        precondition(other.width == width && other.height == height, "mask sizes differ")
+        if other.isEmpty { return clear() }
+        if other.isFull { return fill() }
+        bits = other.bits
+        count = other.count
+    }
+
+    /// Recounts after writes through ``withBits(_:)``.
+    public func withBits<R>(_ body: (UnsafeMutableBufferPointer<UInt8>) -> R) -> R {
+        let r = bits.withUnsafeMutableBufferPointer { body($0) }
+        count = bits.withUnsafeBufferPointer { b in
+            var n = 0
+            for v in b { n += Int(v) }
+            return n
+        }
+        return r
+    }
+
+    /// Maximal horizontal runs of set positions, row by row: the unit every sparse loop walks (a run is contiguous
+    /// in each channel plane of an NCHW tensor).
+    public func runs(into runs: inout [MaskRun]) {
+        runs.removeAll(keepingCapacity: true)
+        if isEmpty { return }
+        if isFull {
+            for y in 0..<height { runs.append(MaskRun(y: y, x0: 0, x1: width)) }
+            return
+        }
+        bits.withUnsafeBufferPointer { b in
+            for y in 0..<height {
+                let row = y * width
+                var x = 0
+                while x < width {
+                    if b[row + x] == 0 {
+                        x += 1
+                        continue
+                    }
+                    let start = x
+                    while x < width && b[row + x] != 0 { x += 1 }
+                    runs.append(MaskRun(y: y, x0: start, x1: x))
+                }
+            }
+        }
+    }
+
+    /// Sets every position of each `tile`×`tile` block that holds a set position: a block runs or skips whole.
+    public func tileUp(_ tile: Int) {
+        if tile <= 1 || isEmpty || isFull { return }
+        let (tw, th) = ((width + tile - 1) / tile, (height + tile - 1) / tile)
+        var hit = [Bool](repeating: false, count: tw * th)
+        bits.withUnsafeBufferPointer { b in
+            for y in 0..<height {
+                let row = y * width
+                let trow = (y / tile) * tw
+                for x in 0..<width where b[row + x] != 0 { hit[trow + x / tile] = true }
+            }
+        }
+        var n = 0
+        bits.withUnsafeMutableBufferPointer { b in
+            for y in 0..<height {
+                let row = y * width
+                let trow = (y / tile) * tw
+                for x in 0..<width {
+                    let v: UInt8 = hit[trow + x / tile] ? 1 : 0
+                    b[row + x] = v
+                    n += Int(v)
+                }
+            }
+        }
+        count = n
+    }
+}
+
+/// Positions `x0..<x1` of row `y`.
+public struct MaskRun: Sendable, Equatable {
+    public var y: Int
+    public var x0: Int
+    public var x1: Int
+
+    public init(y: Int, x0: Int, x1: Int) {
+        self.y = y
+        self.x0 = x0
+        self.x1 = x1
+    }
+
+    public var length: Int { x1 - x0 }
+}
+
+extension SpatialMask {
+    /// Grows every set position to the (2·radius+1)² square around it.
+    public func dilate(_ radius: Int) {
+        if radius <= 0 || isEmpty || isFull { return }
+        let (w, h) = (width, height)
+        var rows = [UInt8](repeating: 0, count: w * h)
+        bits.withUnsafeBufferPointer { b in
+            for y in 0..<h {
+                for x in 0..<w where b[y * w + x] != 0 {
+                    for xx in Swift.max(0, x - radius)...Swift.min(w - 1, x + radius) { rows[y * w + xx] = 1 }
+                }
+            }
+        }
+        withBits { b in
+            for y in 0..<h {
+                for x in 0..<w where rows[y * w + x] != 0 {
+                    for yy in Swift.max(0, y - radius)...Swift.min(h - 1, y + radius) { b[yy * w + x] = 1 }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+@testable import SkipNet
+
+/// The skip executor at ε = 0 against onnxruntime on consecutive real frames of vtest.avi: every output within 1e-4
+/// relative (max-abs difference over max-abs value) on every frame, with the sparse path forced (no dense fallback,
+/// no scene cut) so that frames after the first really go through partial recomputes. Two ways to be exact: every
+/// layer propagating exactly (threshold 0), and every layer gated by the output-norm bound at the smallest positive ε
+/// (gates, commits into the reference and tiles all in play).
+@Suite struct SkipExecutorRealFramesTests {
+    @Test(arguments: [
+        (GateKind.inputSelect, Float(0), 16), (.outputNorm, .leastNonzeroMagnitude, 16),
+        (.outputNorm, .leastNonzeroMagnitude, 64),
+    ])
+    func exactAtZeroThreshold(gate: GateKind, epsilon: Float, block: Int) throws {
+        let modelPath = DenseExecutorTests.root.appendingPathComponent("assets/centerface.onnx").path
+        let clip = DenseExecutorTests.root.appendingPathComponent("assets/vtest.avi").path
+        try #require(FileManager.default.fileExists(atPath: modelPath) && FileManager.default.fileExists(atPath: clip))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skipnet-skip-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let frames = Array(100..<106)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3",
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("Reference/dense_reference.py").path,
+            modelPath, clip, frames.map(String.init).joined(separator: ","), "nchw", dir.path,
+        ]
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "dense_reference.py failed")
+        let meta = try JSONDecoder().decode(
+            DenseExecutorTests.Meta.self, from: Data(contentsOf: dir.appendingPathComponent("meta.json")))
+
+        let graph = try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape)
+        var settings = SkipSettings()
+        settings.gate = gate
+        settings.inputThreshold = epsilon
+        settings.threshold = epsilon
+        settings.relative = false
+        settings.block = block
+        settings.breakEven = 1
+        settings.sceneCut = 2
+        let executor = try SkipExecutor(graph: graph, settings: settings)
+        let names = graph.outputs.map { graph.values[$0].name }
+        for frame in meta.frames {
+            let input = try DenseExecutorTests.floats(dir.appendingPathComponent("frame\(frame).input"))
+            let outputs = try executor.run(Tensor(shape: meta.inputShape, data: input))
+            for (k, reference) in meta.outputs.enumerated() {
+                let mine = try #require(names.firstIndex(of: reference.name))
+                let expected = try DenseExecutorTests.floats(dir.appendingPathComponent("frame\(frame).out\(k)"))
+                let scale = expected.map(abs).max() ?? 0
+                let diff = zip(outputs[mine].data, expected).map { abs($0 - $1) }.max() ?? .infinity
+                #expect(diff / max(scale, .leastNormalMagnitude) <= 1e-4, "frame \(frame) \(reference.name)")
+            }
+        }
+        // Only the first frame was dense: the others went through gates, commits and partial recomputes.
+        #expect(executor.keyframes == 1)
+        #expect(executor.layerStats.allSatisfy { $0.denseFrames == 1 })
+    }
+}
