@@ -1,6 +1,6 @@
 """onnxruntime's side of scripts/bench-vs-onnxruntime: the same frames, the same thread count, dense fp32 CPU.
 
-usage: ort-bench.py MODEL CLIP FRAMES THREADS WARMUP
+usage: ort-bench.py MODEL CLIP FRAMES THREADS WARMUP [SCALE]
 Applies the two fix-ups of ../shared/ASSETS.md (initializers out of graph.input, input dims set), decodes the clip
 with GStreamer to RGB, times sess.run per frame and prints 'result median_ms=… p95_ms=…'.
 """
@@ -16,7 +16,8 @@ from onnxref import declared_input_shape, decode_rgb, fixed_model  # noqa: E402
 
 model_path, clip, frames, threads, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 ort.set_default_logger_severity(3)
-rgb = decode_rgb(clip, min(frames, 100))
+scale = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+rgb = decode_rgb(clip, min(frames, 100), scale)
 height, width = rgb.shape[1], rgb.shape[2]
 nchw = declared_input_shape(model_path)[1] == 3
 shape = [1, 3, height, width] if nchw else [1, height, width, 3]

@@ -271,7 +271,7 @@ public struct PipelinePlanner: Sendable {
             throw context.error(
                 "stage '\(info.name)' needs property '\(spec.name)' (\(spec.summary))", at: element.head)
         }
-        return (StageProperties(values), name)
+        return (StageProperties(values, explicit: seen.subtracting(["name"])), name)
     }
 
     private func linkSpec(_ element: ElementSyntax, context: DiagnosticContext) throws(PipelineDiagnostic)

@@ -37,9 +37,10 @@ public struct PropertySpec: Sendable {
         PropertySpec(name: name, kind: .string, defaultValue: value.map { .string($0) }, summary: summary)
     }
 
-    /// A required path to a file that must exist when the pipeline starts (e.g. a model).
-    public static func file(_ name: String, _ summary: String) -> PropertySpec {
-        PropertySpec(name: name, kind: .file, defaultValue: nil, summary: summary)
+    /// A path to a file that must exist when the pipeline starts (e.g. a model); required unless `optional`,
+    /// whose default is the empty string (no file).
+    public static func file(_ name: String, optional: Bool = false, _ summary: String) -> PropertySpec {
+        PropertySpec(name: name, kind: .file, defaultValue: optional ? .string("") : nil, summary: summary)
     }
 
     public static func choice(
@@ -119,8 +120,18 @@ public enum PropertyValue: Sendable, Equatable, CustomStringConvertible {
 /// The effective properties of one stage instance: every declared property, from the file or its default.
 public struct StageProperties: Sendable {
     public private(set) var values: [String: PropertyValue]
+    /// The properties written in the pipeline file; the others hold their defaults. A stage with another source of
+    /// settings (e.g. `skipconv`'s sidecar file) lets only these override it.
+    public let explicit: Set<String>
 
-    public init(_ values: [String: PropertyValue] = [:]) { self.values = values }
+    /// `explicit` nil: every value given counts as written.
+    public init(_ values: [String: PropertyValue] = [:], explicit: Set<String>? = nil) {
+        self.values = values
+        self.explicit = explicit ?? Set(values.keys)
+    }
+
+    /// Whether the pipeline file wrote `name` (rather than leaving its default).
+    public func isSet(_ name: String) -> Bool { explicit.contains(name) }
 
     public func int(_ name: String) -> Int {
         guard case .int(let v) = values[name] else { preconditionFailure("stage property \(name) is not an int") }

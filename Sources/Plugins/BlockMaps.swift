@@ -48,6 +48,14 @@ public struct BlockMask: Sendable, Encodable {
     /// Whether this frame was a forced refresh (every block active).
     public var refresh: Bool
 
+    public init(block: Int, columns: Int, rows: Int, active: [Bool], refresh: Bool) {
+        self.block = block
+        self.columns = columns
+        self.rows = rows
+        self.active = active
+        self.refresh = refresh
+    }
+
     public var activeCount: Int { active.reduce(0) { $0 + ($1 ? 1 : 0) } }
     public var activeFraction: Double { active.isEmpty ? 0 : Double(activeCount) / Double(active.count) }
 

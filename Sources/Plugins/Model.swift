@@ -17,51 +17,16 @@ public struct Model: Stage {
         name: "model",
         summary: "Runs an ONNX CNN densely on each frame and attaches its outputs",
         example: "videoconvert ! video/x-raw,format=RGB ! model model=assets/centerface.onnx",
-        properties: [
-            .file("model", "ONNX model file"),
-            .string("input-size", default: "auto", "WxH the model runs at; auto: the frame size"),
-            .string("mean", default: "0", "subtracted from each channel: one value or three (comma-separated)"),
-            .string("scale", default: "1", "multiplies each channel after the mean: one value or three"),
-            .choice("channel-order", default: "rgb", ["rgb", "bgr"], "channel order the model expects"),
-            .int("threads", default: 1, range: 1...64, "BLAS threads for this model"),
-        ])
+        properties: ModelOptions.properties)
 
-    private let path: String
-    private let fixedSize: (width: Int, height: Int)?
-    private let mean: [Float]
-    private let scale: [Float]
-    private let channelOrder: String
-    private let threads: Int
+    private let options: ModelOptions
     private var executor: DenseExecutor?
     private var input: ModelInput?
     private var buffer: [Float] = []
     private var last: ModelOutputs?
 
     public init(properties: StageProperties) throws {
-        // The planner has checked that the model file exists (a `.file` property).
-        path = properties.string("model")
-        let size = properties.string("input-size")
-        if size == "auto" {
-            fixedSize = nil
-        } else {
-            guard let parsed = ModelInput.size(size) else {
-                throw ModelError("input-size '\(size)' is not WxH, e.g. 768x576")
-            }
-            fixedSize = parsed
-        }
-        func numbers(_ name: String) throws -> [Float] {
-            let values = properties.string(name).split(separator: ",").map {
-                Float($0.trimmingCharacters(in: .whitespaces))
-            }
-            guard [1, 3].contains(values.count), values.allSatisfy({ $0 != nil }) else {
-                throw ModelError("\(name) '\(properties.string(name))' is not one or three numbers")
-            }
-            return values.compactMap { $0 }
-        }
-        mean = try numbers("mean")
-        scale = try numbers("scale")
-        channelOrder = properties.string("channel-order")
-        threads = properties.int("threads")
+        options = try ModelOptions(properties: properties)
     }
 
     public mutating func process(_ frame: Frame) async throws -> Frame? {
@@ -76,22 +41,15 @@ public struct Model: Stage {
             try input.fill(frame.image, into: b.baseAddress!)
         }
         try buffer.withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
-        let outputs = ModelOutputs(
-            tensors: executor.graph.outputs.indices.map { i in
-                ModelOutputs.Output(
-                    name: executor.graph.values[executor.graph.outputs[i]].name, shape: executor.outputShapes[i],
-                    data: Array(executor.output(i)))
-            })
+        let outputs = ModelOutputs(graph: executor.graph, shapes: executor.outputShapes, output: executor.output)
         last = outputs
         frame.metadata[ModelOutputs.Key.self] = outputs
         return frame
     }
 
     private mutating func load(width: Int, height: Int) throws {
-        let (w, h) = fixedSize ?? (width, height)
-        let loaded = try ModelInput.loadModel(
-            path: path, width: w, height: h, threads: threads, mean: mean, scale: scale, channelOrder: channelOrder)
-        executor = loaded.executor
+        let loaded = try options.loadGraph(width: width, height: height)
+        executor = try DenseExecutor(graph: loaded.graph, threads: options.threads)
         input = loaded.input
         buffer = Array(repeating: 0, count: loaded.input.shape.reduce(1, *))
     }
@@ -106,6 +64,15 @@ public struct ModelOutputs: Sendable, Encodable {
     }
 
     public var tensors: [Output]
+
+    public init(tensors: [Output]) { self.tensors = tensors }
+
+    /// Copies every output of a graph run by an executor (`output(i)` is output i's buffer).
+    public init(graph: Graph, shapes: [[Int]], output: (Int) -> UnsafeBufferPointer<Float>) {
+        tensors = graph.outputs.indices.map { i in
+            Output(name: graph.values[graph.outputs[i]].name, shape: shapes[i], data: Array(output(i)))
+        }
+    }
 
     private struct Summary: Encodable {
         var name: String

@@ -1,3 +1,4 @@
+import Foundation
 import PipelineKit
 import SkipNet
 
@@ -62,13 +63,26 @@ public struct ModelInput: Sendable {
         path: String, width: Int, height: Int, threads: Int, mean: [Float] = [0], scale: [Float] = [1],
         channelOrder: String = "rgb"
     ) throws(ModelError) -> (executor: DenseExecutor, input: ModelInput) {
+        let loaded = try loadGraph(
+            path: path, width: width, height: height, mean: mean, scale: scale, channelOrder: channelOrder)
+        return (try DenseExecutor(graph: loaded.graph, threads: threads), loaded.input)
+    }
+
+    /// The graph of an image model at `width`×`height` and the frame conversion, for any executor.
+    public static func loadGraph(
+        path: String, width: Int, height: Int, mean: [Float] = [0], scale: [Float] = [1], channelOrder: String = "rgb"
+    ) throws(ModelError) -> (graph: Graph, input: ModelInput) {
         let declared = try ONNXImporter.declaredInputShape(path: path)
         guard let shape = Self.shape(declared: declared, width: width, height: height) else {
             throw ModelError("\(path): input \(declared.shapeText) is not an image input (1×3×H×W or 1×H×W×3)")
         }
-        let executor = try DenseExecutor(graph: try ONNXImporter.load(path: path, inputShape: shape), threads: threads)
-        return (executor, try ModelInput(shape: shape, mean: mean, scale: scale, channelOrder: channelOrder))
+        let graph = try ONNXImporter.load(path: path, inputShape: shape)
+        return (graph, try ModelInput(shape: shape, mean: mean, scale: scale, channelOrder: channelOrder))
     }
+
+    /// The source row or column nearest-neighbour resizing samples for output `index` of `size` from `source`:
+    /// ``fill(_:into:)`` reads exactly these, so a change elsewhere cannot reach the model.
+    public static func nearest(_ index: Int, of size: Int, from source: Int) -> Int { index * source / size }
 
     /// Writes the frame into `output` (`shape` elements).
     public func fill(_ image: VideoImage, into output: UnsafeMutablePointer<Float>) throws(ModelError) {
@@ -84,9 +98,9 @@ public struct ModelInput: Sendable {
         let plane = h * w
         let m = (0..<3).map { mean[mean.count == 3 ? $0 : 0] }
         let s = (0..<3).map { scale[scale.count == 3 ? $0 : 0] }
-        let xs = (0..<w).map { ($0 * image.width / w) * bpp }
+        let xs = (0..<w).map { Self.nearest($0, of: w, from: image.width) * bpp }
         for y in 0..<h {
-            let row = image.row(y * image.height / h).assumingMemoryBound(to: UInt8.self)
+            let row = image.row(Self.nearest(y, of: h, from: image.height)).assumingMemoryBound(to: UInt8.self)
             for c in 0..<3 {
                 let (offset, mc, sc) = (source[c], m[c], s[c])
                 if layout == .nchw {
@@ -98,5 +112,59 @@ public struct ModelInput: Sendable {
                 }
             }
         }
+    }
+}
+
+/// The properties every model stage (`model`, `skipconv`) takes for its network and input, parsed once.
+struct ModelOptions: Sendable {
+    static let properties: [PropertySpec] = [
+        .file("model", "ONNX model file"),
+        .string("input-size", default: "auto", "WxH the model runs at; auto: the frame size"),
+        .string("mean", default: "0", "subtracted from each channel: one value or three (comma-separated)"),
+        .string("scale", default: "1", "multiplies each channel after the mean: one value or three"),
+        .choice("channel-order", default: "rgb", ["rgb", "bgr"], "channel order the model expects"),
+        .int("threads", default: 1, range: 1...64, "BLAS threads for this model"),
+    ]
+
+    var path: String
+    /// nil: the first frame's size.
+    var fixedSize: (width: Int, height: Int)?
+    var mean: [Float]
+    var scale: [Float]
+    var channelOrder: String
+    var threads: Int
+
+    init(properties: StageProperties) throws(ModelError) {
+        // The planner has checked that the model file exists (a `.file` property).
+        path = properties.string("model")
+        let size = properties.string("input-size")
+        if size == "auto" {
+            fixedSize = nil
+        } else {
+            guard let parsed = ModelInput.size(size) else {
+                throw ModelError("input-size '\(size)' is not WxH, e.g. 768x576")
+            }
+            fixedSize = parsed
+        }
+        func numbers(_ name: String) throws(ModelError) -> [Float] {
+            let values = properties.string(name).split(separator: ",").map {
+                Float($0.trimmingCharacters(in: .whitespaces))
+            }
+            guard [1, 3].contains(values.count), values.allSatisfy({ $0 != nil }) else {
+                throw ModelError("\(name) '\(properties.string(name))' is not one or three numbers")
+            }
+            return values.compactMap { $0 }
+        }
+        mean = try numbers("mean")
+        scale = try numbers("scale")
+        channelOrder = properties.string("channel-order")
+        threads = properties.int("threads")
+    }
+
+    /// The model's graph and input conversion for frames of `width`×`height` (or at `input-size`).
+    func loadGraph(width: Int, height: Int) throws(ModelError) -> (graph: Graph, input: ModelInput) {
+        let (w, h) = fixedSize ?? (width, height)
+        return try ModelInput.loadGraph(
+            path: path, width: w, height: h, mean: mean, scale: scale, channelOrder: channelOrder)
     }
 }

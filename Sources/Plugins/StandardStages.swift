@@ -2,5 +2,5 @@ import PipelineKit
 
 extension StageRegistry {
     /// Every stage that ships with skipd.
-    public static let standard = StageRegistry([Residual.self, Gate.self, Model.self, JSONSink.self])
+    public static let standard = StageRegistry([Residual.self, Gate.self, Model.self, SkipConv.self, JSONSink.self])
 }

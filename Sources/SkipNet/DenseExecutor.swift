@@ -63,8 +63,25 @@ public final class DenseExecutor {
         }
         pointer(graph.inputs[0]).update(from: base, count: expected)
         Kernels.setThreads(threads)
-        for step in steps { step() }
+        if !collectsStepTimes {
+            for step in steps { step() }
+            return
+        }
+        if stepSeconds.count != steps.count { stepSeconds = Array(repeating: 0, count: steps.count) }
+        for (i, step) in steps.enumerated() {
+            let start = ContinuousClock.now
+            step()
+            let d = ContinuousClock.now - start
+            stepSeconds[i] += Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        }
     }
+
+    /// When set, ``run(_:)-7l6ur`` adds each step's wall time to ``stepSeconds`` (for per-layer comparisons).
+    public var collectsStepTimes = false
+    /// Seconds per step summed over runs, in step order; ``stepNodeNames`` names them.
+    public private(set) var stepSeconds: [Double] = []
+    public var stepNodeNames: [String] { stepNodes.map(\.name) }
+    public func resetStepTimes() { stepSeconds = [] }
 
     /// Runs once and returns each step's wall time in seconds, for `skipd bench dense --profile`.
     public func profile(_ input: UnsafeBufferPointer<Float>) throws(ModelError) -> [(node: NodeInfo, seconds: Double)] {

@@ -74,6 +74,7 @@ struct SkipBench: AsyncParsableCommand {
     private struct Row {
         var label: String
         var macRatio = 0.0
+        var selectedRatio = 0.0
         var oracle = 0.0
         var oracleThreshold: Float = 0
         var dense: [Double] = []
@@ -92,13 +93,14 @@ struct SkipBench: AsyncParsableCommand {
             path: model, width: w, height: h, threads: threads, mean: [mean], scale: [inputScale])
         guard input.layout == .nchw else { throw ModelError("bench skip runs NCHW image models") }
         let graph = denseExecutor.graph
+        denseExecutor.collectsStepTimes = true
         let heatmap = graph.outputs.firstIndex { graph.shape(of: $0).count == 4 && graph.shape(of: $0)[1] == 1 }
         var tensor = [Float](repeating: 0, count: input.shape.reduce(1, *))
         print(
             "model \(model) input \(input.shape.shapeText), \(String(format: "%.2f", Double(ModelSummary(graph).totalMACs) / 1e9)) GMAC; "
                 + "\(images.count) frames of \(video)\(scale > 1 ? " ×\(scale)" : ""); BLAS \(Kernels.blasCoreName()), "
                 + "\(threads) thread(s); gate \(base.gate.rawValue), block \(base.block) px, refresh \(base.refresh)")
-        var csvLines = ["setting,frame,keyframe,dense_ms,skip_ms,skip_macs,oracle_macs,dense_macs,rel_l2_max"]
+        var csvLines = ["setting,frame,keyframe,dense_ms,skip_ms,selected_macs,executed_macs,oracle_macs,dense_macs,rel_l2_max"]
         var rows: [Row] = []
         for value in sweep {
             var settings = base
@@ -138,7 +140,7 @@ struct SkipBench: AsyncParsableCommand {
                 }
                 csvLines.append(
                     "\(label),\(t),\(skip.lastWasKeyframe ? 1 : 0),\(String(format: "%.3f", row.dense.last!)),"
-                        + "\(String(format: "%.3f", row.skip.last!)),\(skip.lastExecutedMACs),\(frameOracle),"
+                        + "\(String(format: "%.3f", row.skip.last!)),\(skip.lastSelectedMACs),\(skip.lastExecutedMACs),\(frameOracle),"
                         + "\(skip.denseMACs),\(String(format: "%.6g", worst))")
                 if (t + 1) % 50 == 0 || t + 1 == images.count {
                     printError(
@@ -146,7 +148,14 @@ struct SkipBench: AsyncParsableCommand {
                             + "  oracle \(String(format: "%.3f", oracle.ratio))")
                 }
             }
+            print(
+                "setting \(label): per output (relative L2 mean / missed-change): "
+                    + graph.outputs.indices.map { k in
+                        "\(graph.values[graph.outputs[k]].name) "
+                            + String(format: "%.3g/%.3g", fidelity[k].meanRelativeL2, fidelity[k].missedChangeRatio)
+                    }.joined(separator: ", "))
             row.macRatio = skip.macRatio
+            row.selectedRatio = skip.selectedRatio
             row.oracle = oracle.ratio
             row.keyframes = skip.keyframes
             row.relativeL2 = fidelity.map(\.meanRelativeL2).max() ?? 0
@@ -157,7 +166,10 @@ struct SkipBench: AsyncParsableCommand {
             row.precision = peaks.precision
             rows.append(row)
             print("setting \(label): per layer")
-            print(Self.layerTable(skip.layerStats))
+            let denseTimes = Dictionary(
+                zip(denseExecutor.stepNodeNames, denseExecutor.stepSeconds), uniquingKeysWith: +)
+            print(Self.layerTable(skip.layerStats, denseSeconds: denseTimes, frames: images.count))
+            denseExecutor.resetStepTimes()
             print(
                 String(
                     format: "  other steps (element-wise, dense): %.2f ms/frame",
@@ -187,16 +199,16 @@ struct SkipBench: AsyncParsableCommand {
 
     private static func table(_ rows: [Row]) -> String {
         var lines = [
-            "setting  MACs   oracle(θ)     dense ms med/p95/mean    skip ms med/p95/mean   speed-up wall  relL2    "
-                + "missed  err first/last100  recall prec  keyframes"
+            "setting  MACs sel/exec  oracle(θ)     dense ms med/p95/mean    skip ms med/p95/mean   speed-up wall  "
+                + "relL2    missed  err first/last100  recall prec  keyframes"
         ]
         for r in rows {
             let (dm, sm) = (r.dense.reduce(0, +) / Double(r.dense.count), r.skip.reduce(0, +) / Double(r.skip.count))
             lines.append(
                 String(
-                    format: "%-8@ %.3f  %.3f(%4.1f)  %7.1f %7.1f %7.1f  %7.1f %7.1f %7.1f   %5.2f×  %.3f  %.2e  %.3f   "
+                    format: "%-8@ %.3f/%.3f  %.3f(%4.1f)  %7.1f %7.1f %7.1f  %7.1f %7.1f %7.1f   %5.2f×  %.3f  %.2e  %.3f   "
                         + "%.2e/%.2e  %.3f  %.3f  %d",
-                    r.label, r.macRatio, r.oracle, r.oracleThreshold, percentile(r.dense, 0.5),
+                    r.label, r.selectedRatio, r.macRatio, r.oracle, r.oracleThreshold, percentile(r.dense, 0.5),
                     percentile(r.dense, 0.95), dm, percentile(r.skip, 0.5), percentile(r.skip, 0.95), sm, dm / sm,
                     sm / dm, r.relativeL2, r.missedChange, r.firstLast.first, r.firstLast.last, r.recall, r.precision,
                     r.keyframes))
@@ -204,9 +216,10 @@ struct SkipBench: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    private static func layerTable(_ layers: [SkipLayerStats]) -> String {
+    private static func layerTable(_ layers: [SkipLayerStats], denseSeconds: [String: Double], frames: Int) -> String {
         var lines = [
-            "  layer               op              positions  threshold  active%  MAC ratio  dense frames  ms/frame"
+            "  layer               op              positions  threshold  active%  MAC ratio  dense frames  ms/frame  "
+                + "dense ms  d*"
         ]
         for l in layers {
             let active = Double(l.activePositions) / Double(max(1, l.positions * l.frames))
@@ -214,8 +227,10 @@ struct SkipBench: AsyncParsableCommand {
                 "  " + l.name.padding(toLength: 18, withPad: " ", startingAt: 0) + "  "
                     + l.op.padding(toLength: 14, withPad: " ", startingAt: 0)
                     + String(
-                        format: "  %9d  %9.3g  %6.1f%%  %9.3f  %12d  %8.2f", l.positions, l.threshold, active * 100,
-                        l.macRatio, l.denseFrames, l.seconds * 1e3 / Double(max(1, l.frames))))
+                        format: "  %9d  %9.3g  %6.1f%%  %9.3f  %12d  %8.2f  %8.2f  %@", l.positions, l.threshold,
+                        active * 100, l.selectedRatio, l.denseFrames, l.seconds * 1e3 / Double(max(1, l.frames)),
+                        (denseSeconds[l.name] ?? 0) * 1e3 / Double(max(1, frames)),
+                        l.breakEven > 0 ? String(format: "%.2f", l.breakEven) : "-"))
         }
         return lines.joined(separator: "\n")
     }

@@ -8,7 +8,10 @@ struct Skipd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "skipd",
         abstract: "Video analytics that computes only what changed.",
-        subcommands: [RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self, BenchCommand.self])
+        subcommands: [
+            RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self, BenchCommand.self,
+            CalibrateCommand.self,
+        ])
 
     /// Log level for loggers created from now on; `run --verbose` raises it before building its pipeline.
     static let logLevel = Mutex(Logger.Level.warning)

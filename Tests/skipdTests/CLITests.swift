@@ -80,12 +80,14 @@ import Testing
     @Test func stagesListsEveryStageAndShowsProperties() throws {
         let list = try skipd("stages")
         #expect(list.status == 0)
-        for name in ["residual", "gate", "jsonsink", "channel"] {
+        for name in ["residual", "gate", "model", "skipconv", "jsonsink", "channel"] {
             #expect(list.stdout.contains("\n\(name) ") || list.stdout.hasPrefix("\(name) "), "\(name)")
         }
         let residual = try skipd("stages", "residual")
         #expect(residual.stdout.contains("threshold"))
         #expect(residual.stdout.contains("int 0…255, default 12"))
+        let skipconv = try skipd("stages", "skipconv")
+        #expect(skipconv.stdout.contains("one of input-norm, output-norm, gumbel, input-select, default input-select"))
         let unknown = try skipd("stages", "nope")
         #expect(unknown.status != 0)
     }

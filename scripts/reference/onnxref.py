@@ -35,15 +35,17 @@ def declared_input_shape(path):
     return [d.dim_value for d in real[0].type.tensor_type.shape.dim]
 
 
-def decode_rgb(clip, max_frames=None):
-    """The clip's frames as uint8 [n, height, width, 3], decoded to RGB by GStreamer as skipd does."""
+def decode_rgb(clip, max_frames=None, scale=1):
+    """The clip's frames as uint8 [n, height, width, 3], decoded to RGB by GStreamer as skipd does (`scale` > 1:
+    upscaled by videoscale first, as `skipd bench skip --scale` does)."""
     info = subprocess.run(["gst-discoverer-1.0", clip], capture_output=True, text=True, check=True).stdout
     lines = info.splitlines()
-    width = int([l for l in lines if "Width:" in l][0].split(":")[1])
-    height = int([l for l in lines if "Height:" in l][0].split(":")[1])
+    width = int([l for l in lines if "Width:" in l][0].split(":")[1]) * scale
+    height = int([l for l in lines if "Height:" in l][0].split(":")[1]) * scale
     limit = ["!", "identity", f"eos-after={max_frames}"] if max_frames else []
+    caps = f"video/x-raw,format=RGB,width={width},height={height}" if scale != 1 else "video/x-raw,format=RGB"
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "frames.rgb")
         subprocess.run(["gst-launch-1.0", "-q", "filesrc", f"location={clip}", "!", "decodebin", "!", "videoconvert",
-                        "!", "video/x-raw,format=RGB", *limit, "!", "filesink", f"location={raw}"], check=True)
+                        "!", "videoscale", "!", caps, *limit, "!", "filesink", f"location={raw}"], check=True)
         return np.fromfile(raw, dtype=np.uint8).reshape(-1, height, width, 3)

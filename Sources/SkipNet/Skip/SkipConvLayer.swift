@@ -29,6 +29,9 @@ final class SkipConvLayer: SkipLayer {
     let maxFilterNorm: Float
     private var map: WindowMap
     private let evaluated: SpatialMask
+    /// Input positions whose residual exceeds θ (input-select).
+    private let hot: SpatialMask
+    private var timer: PathTimer
     let active: SpatialMask
     let commit: SpatialMask
     private(set) var stats: SkipLayerStats
@@ -72,6 +75,8 @@ final class SkipConvLayer: SkipLayer {
         maxFilterNorm = norm
         map = WindowMap(p)
         evaluated = SpatialMask(width: p.outW, height: p.outH)
+        hot = SpatialMask(width: p.inW, height: p.inH)
+        timer = PathTimer(positions: p.outH * p.outW)
         active = SpatialMask(width: p.outW, height: p.outH)
         commit = SpatialMask(width: p.inW, height: p.inH)
         stats = SkipLayerStats(name: name, op: "Conv", positions: p.outH * p.outW, denseMACs: p.macs)
@@ -90,6 +95,8 @@ final class SkipConvLayer: SkipLayer {
     }
 
     func keyframe(changed: SpatialMask, scratch: SkipScratch) {
+        let start = ContinuousClock.now
+        defer { timer.recordDense((ContinuousClock.now - start).seconds) }
         if !propagates { xRef.update(from: x, count: p.inC * p.inH * p.inW) }
         stat.update(repeating: 0, count: p.inH * p.inW)
         Kernels.conv2d(
@@ -117,23 +124,32 @@ final class SkipConvLayer: SkipLayer {
             updateStatistic(scratch.runs)
             gateOps = dirty.count * p.inC
         }
-        if dirty.isFull { evaluated.fill() } else { map.footprint(of: dirty, into: evaluated) }
-        evaluated.runs(into: &scratch.runs)
-        active.clear()
-        if gate == .gumbel {
-            gateOps = evaluated.count * p.inC * p.kH * p.kW
-            evaluateGumbel(scratch.runs)
+        if gate == .inputSelect {
+            // An input over θ can only be one that changed this frame (an older one was committed when it crossed
+            // θ), so the hot set is found on the dirty runs and its footprint is the active set.
+            hot.clear()
+            hot.withBits { h in
+                for run in scratch.runs {
+                    let at = run.y * p.inW
+                    for ix in run.x0..<run.x1 where stat[at + ix] > threshold { h[at + ix] = 1 }
+                }
+            }
+            map.footprint(of: hot, into: active)
         } else {
-            evaluateNorm(scratch.runs)
+            if dirty.isFull { evaluated.fill() } else { map.footprint(of: dirty, into: evaluated) }
+            evaluated.runs(into: &scratch.runs)
+            active.clear()
+            if gate == .gumbel {
+                gateOps = evaluated.count * p.inC * p.kH * p.kW
+                evaluateGumbel(scratch.runs)
+            } else {
+                evaluateNorm(scratch.runs)
+            }
         }
         active.dilate(dilation)
+        // The scene-cut test reads the gate's own decision, before tiles round it up.
+        let gated = active.density
         active.tileUp(tile)
-        let density = active.density
-        if density > breakEven {
-            keyframe(changed: changed, scratch: scratch)
-            stats.gateMACs += gateOps
-            return density
-        }
         map.committable(active, into: commit)
         commit.runs(into: &scratch.runs)
         let plane = p.inH * p.inW
@@ -142,33 +158,56 @@ final class SkipConvLayer: SkipLayer {
             for c in 0..<p.inC { (xRef + c * plane + at).update(from: x + c * plane + at, count: run.length) }
             (stat + at).update(repeating: 0, count: run.length)
         }
-        active.runs(into: &scratch.runs)
-        if p.isDepthwise { recomputeDepthwise(scratch.runs, from: xRef) } else { recompute(scratch, from: xRef) }
+        recompute(active, from: xRef, changed: changed, scratch: scratch, gateOps: gateOps)
+        return gated
+    }
+
+    /// Recomputes `active` from `source` (x_ref, or x when propagating), sparsely or, above the measured break-even
+    /// density, with the dense kernel over every output: both give the same values, since every output is exact
+    /// for `source` (the invariant), so only the time differs.
+    private func recompute(
+        _ active: SpatialMask, from source: UnsafePointer<Float>, changed: SpatialMask, scratch: SkipScratch,
+        gateOps: Int
+    ) {
+        let start = ContinuousClock.now
+        if breakEven < 1 && timer.prefersDense(density: active.density, otherwise: breakEven) {
+            Kernels.conv2d(
+                p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
+            timer.recordDense((ContinuousClock.now - start).seconds)
+            account(
+                active: p.outH * p.outW, executed: p.macs, gate: gateOps, dense: true,
+                selected: active.count * (p.macs / (p.outH * p.outW)))
+        } else {
+            active.runs(into: &scratch.runs)
+            scratch.runs.merge(gap: mergeGap)
+            let computed = scratch.runs.positions
+            if p.isDepthwise {
+                recomputeDepthwise(scratch.runs, from: source)
+            } else {
+                recompute(scratch, from: source)
+            }
+            timer.recordSparse((ContinuousClock.now - start).seconds, positions: computed)
+            account(active: computed, executed: computed * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false)
+        }
+        stats.breakEven = timer.breakEven ?? 0
         changed.assign(active)
-        account(
-            active: active.count, executed: active.count * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false)
-        return density
     }
 
     private func propagate(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
         if dirty.isFull { active.fill() } else { map.footprint(of: dirty, into: active) }
-        let density = active.density
-        if density > breakEven {
-            Kernels.conv2d(
-                p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
-            account(active: active.count, executed: p.macs, gate: 0, dense: true)
-        } else {
-            active.runs(into: &scratch.runs)
-            if p.isDepthwise { recomputeDepthwise(scratch.runs, from: x) } else { recompute(scratch, from: x) }
-            account(active: active.count, executed: active.count * (p.macs / (p.outH * p.outW)), gate: 0, dense: false)
-        }
-        changed.assign(active)
-        return density
+        recompute(active, from: x, changed: changed, scratch: scratch, gateOps: 0)
+        return active.density
     }
 
     func addTime(_ duration: Duration) { stats.seconds += duration.seconds }
 
-    private func account(active: Int, executed: Int, gate: Int, dense: Bool) {
+    /// Depthwise rows run 16-wide vectors anyway; a GEMM pays K + C_out per extra position.
+    private var mergeGap: Int { p.isDepthwise ? 32 : 8 }
+
+    /// `selected`: MACs of the positions the gate chose (what the sparse path computes, whichever path ran).
+    private func account(active: Int, executed: Int, gate: Int, dense: Bool, selected: Int? = nil) {
+        stats.selectedMACs += (selected ?? executed) + gate
+        stats.lastSelectedMACs = (selected ?? executed) + gate
         stats.threshold = threshold
         stats.frames += 1
         stats.activePositions += active
@@ -350,17 +389,17 @@ final class SkipConvLayer: SkipLayer {
     }
 
     private func scatter(
-        _ chunk: [MaskRun], positions m: Int, from product: UnsafePointer<Float>, firstChannel: Int, channels: Int
+        _ chunk: [MaskRun], positions m: Int, from product: UnsafeMutablePointer<Float>, firstChannel: Int,
+        channels: Int
     ) {
         let plane = p.outH * p.outW
         for o in 0..<channels {
             let oc = firstChannel + o
-            let b = bias?[oc] ?? 0
-            var src = product + o * m
+            // Bias and activation on the contiguous product row (SIMD), then plain copies into the runs.
+            var src = UnsafePointer(product + o * m)
+            Kernels.biasActivate(product + o * m, count: m, bias: bias?[oc] ?? 0, activation)
             for run in chunk {
-                let dst = y + oc * plane + run.y * p.outW + run.x0
-                dst.update(from: src, count: run.length)
-                Kernels.biasActivate(dst, count: run.length, bias: b, activation)
+                (y + oc * plane + run.y * p.outW + run.x0).update(from: src, count: run.length)
                 src += run.length
             }
         }

@@ -104,7 +104,9 @@ final class SkipConvTransposeLayer: SkipLayer {
             if density > breakEven {
                 Kernels.convTranspose2d(
                     p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
-                account(active: active.count, executed: p.macs, gate: 0, dense: true)
+                account(
+                    active: active.count, executed: p.macs, gate: 0, dense: true,
+                    selected: active.count * (p.macs / plane))
             } else {
                 recompute(scratch, from: x)
                 account(active: active.count, executed: active.count * (p.macs / plane), gate: 0, dense: false)
@@ -175,7 +177,9 @@ final class SkipConvTransposeLayer: SkipLayer {
 
     func addTime(_ duration: Duration) { stats.seconds += duration.seconds }
 
-    private func account(active: Int, executed: Int, gate: Int, dense: Bool) {
+    private func account(active: Int, executed: Int, gate: Int, dense: Bool, selected: Int? = nil) {
+        stats.selectedMACs += (selected ?? executed) + gate
+        stats.lastSelectedMACs = (selected ?? executed) + gate
         stats.threshold = threshold
         stats.frames += 1
         stats.activePositions += active

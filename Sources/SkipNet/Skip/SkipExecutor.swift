@@ -30,6 +30,9 @@ public final class SkipExecutor {
     public let denseMACs: Int
     /// Σ executed MACs (gates included) over all frames.
     public private(set) var executedMACs = 0
+    /// Σ MACs of the gate-selected positions (see ``selectedRatio``).
+    public private(set) var selectedMACs = 0
+    public private(set) var lastSelectedMACs = 0
     /// Wall time in steps that are not skip layers (element-wise, dense fallbacks), seconds.
     public private(set) var otherSeconds = 0.0
 
@@ -165,6 +168,7 @@ public final class SkipExecutor {
         var keyframe = needsKeyframe || (settings.refresh > 0 && framesSinceKeyframe >= settings.refresh)
         if keyframe { inputMask.fill() }
         var executed = 0
+        var selected = 0
         for step in steps {
             switch step {
             case .skip(let layer, let input, let output, let first):
@@ -177,6 +181,7 @@ public final class SkipExecutor {
                     if first && density > settings.sceneCut { keyframe = true }
                 }
                 executed += layer.stats.lastExecutedMACs
+                selected += layer.stats.lastSelectedMACs
             case .unary(let op, let input, let output, let channels):
                 let start = ContinuousClock.now
                 defer { otherSeconds += (ContinuousClock.now - start).seconds }
@@ -204,7 +209,11 @@ public final class SkipExecutor {
                 for v in outputs {
                     if any { changed[v]!.fill() } else { changed[v]!.clear() }
                 }
-                if any { executed += ModelSummary.macs(graph.nodes[dense.stepPlan[index].node], graph) }
+                if any {
+                    let macs = ModelSummary.macs(graph.nodes[dense.stepPlan[index].node], graph)
+                    executed += macs
+                    selected += macs
+                }
             }
         }
         if keyframe {
@@ -217,6 +226,8 @@ public final class SkipExecutor {
         lastWasKeyframe = keyframe
         lastExecutedMACs = executed
         executedMACs += executed
+        lastSelectedMACs = selected
+        selectedMACs += selected
         frames += 1
     }
 
@@ -249,6 +260,10 @@ public final class SkipExecutor {
 
     /// Σ executed / Σ dense MACs over all frames run, keyframes and gates included (ALGORITHMS.md §5).
     public var macRatio: Double { Double(executedMACs) / Double(max(1, denseMACs * frames)) }
+
+    /// Σ selected / Σ dense MACs: the positions the gates chose, whether a layer then ran them sparsely or (being
+    /// faster there) through the dense kernel; independent of timing, so runs and machines compare.
+    public var selectedRatio: Double { Double(selectedMACs) / Double(max(1, denseMACs * frames)) }
 
     /// Runs and copies every output (allocates: for tests and tools).
     public func run(_ input: Tensor) throws(ModelError) -> [Tensor] {

@@ -43,12 +43,19 @@ public struct SkipLayerStats: Sendable {
     public var denseFrames = 0
     /// Wall time spent in this layer (gate, commit, recompute), seconds.
     public var seconds = 0.0
+    /// Measured break-even density (propagating layers; 0 until both paths were timed).
+    public var breakEven = 0.0
     /// The absolute threshold in use (a relative one once the first keyframe has measured the layer).
     public var threshold: Float = 0
     public var lastActive = 0
     public var lastExecutedMACs = 0
+    /// MACs of the positions the gate selected (gates included), whichever path computed them: the deterministic
+    /// figure to hold against the oracle bound; `executedMACs` counts a dense-kernel recompute as dense.
+    public var selectedMACs = 0
+    public var lastSelectedMACs = 0
 
     public var macRatio: Double { Double(executedMACs + gateMACs) / Double(max(1, denseMACs * frames)) }
+    public var selectedRatio: Double { Double(selectedMACs) / Double(max(1, denseMACs * frames)) }
 }
 
 /// A convolution or transposed convolution that keeps the ALGORITHMS.md §1 state (a reference input; outputs
@@ -83,4 +90,31 @@ func rms(_ p: UnsafePointer<Float>, count: Int) -> Float {
     var sum = 0.0
     for i in 0..<count { sum += Double(p[i]) * Double(p[i]) }
     return Float((sum / Double(max(1, count))).squareRoot())
+}
+
+/// Learns from a propagating layer's own timings whether recomputing its changed positions beats the dense kernel
+/// (ALGORITHMS.md §3: the break-even density d* measured on the target CPU, here online, per layer). Only exact
+/// layers use it: both paths give the same values, so a timing-driven choice cannot change results.
+struct PathTimer {
+    let positions: Int
+    private(set) var dense: Double?
+    private(set) var perPosition: Double?
+
+    init(positions: Int) { self.positions = positions }
+
+    mutating func recordDense(_ seconds: Double) { dense = dense.map { 0.8 * $0 + 0.2 * seconds } ?? seconds }
+
+    mutating func recordSparse(_ seconds: Double, positions n: Int) {
+        guard n >= positions / 64, n > 0 else { return }  // tiny updates are all overhead; they would skew the rate
+        let rate = seconds / Double(n)
+        perPosition = perPosition.map { 0.8 * $0 + 0.2 * rate } ?? rate
+    }
+
+    /// The density above which the dense kernel is faster; nil until both paths have been timed.
+    var breakEven: Double? {
+        guard let dense, let perPosition, perPosition > 0 else { return nil }
+        return dense / (perPosition * Double(positions))
+    }
+
+    func prefersDense(density: Double, otherwise fallback: Double) -> Bool { density > (breakEven ?? fallback) }
 }

@@ -49,7 +49,8 @@ public struct SkipSettings: Codable, Sendable, Equatable {
     public var sceneCut: Double = 0.6
     /// Dilation, in positions, of the first layer's active outputs (absorbs codec noise at object edges).
     public var dilation: Int = 0
-    /// A layer recomputing more than this fraction of its outputs runs densely instead.
+    /// A layer recomputing more than this fraction of its outputs runs the dense kernel instead, until it has timed
+    /// both paths itself and knows its own break-even; 1 or more: never (every recompute sparse).
     public var breakEven: Double = 0.6
     /// Measured per-layer break-even densities by node name.
     public var breakEvens: [String: Double] = [:]

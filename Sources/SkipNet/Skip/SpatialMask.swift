@@ -131,6 +131,26 @@ public final class SpatialMask {
     }
 }
 
+extension Array where Element == MaskRun {
+    /// Joins runs of the same row separated by at most `gap` positions: recomputing a few extra outputs (exact for
+    /// the same input, so harmless) costs less than another run's per-channel loop setup.
+    mutating func merge(gap: Int) {
+        guard gap > 0, count > 1 else { return }
+        var out = 0
+        for i in 1..<count {
+            if self[i].y == self[out].y && self[i].x0 - self[out].x1 <= gap {
+                self[out].x1 = self[i].x1
+            } else {
+                out += 1
+                self[out] = self[i]
+            }
+        }
+        removeLast(count - out - 1)
+    }
+
+    var positions: Int { reduce(0) { $0 + $1.length } }
+}
+
 /// Positions `x0..<x1` of row `y`.
 public struct MaskRun: Sendable, Equatable {
     public var y: Int

@@ -32,11 +32,12 @@ struct AxisMap {
 }
 
 /// A conv's window geometry on both axes and the two mask mappings a skip layer needs each frame, done separably
-/// (rows, then columns) and only on rows that can hold a set position.
+/// (a pass along rows, then whole byte rows OR-ed / AND-ed together) and only on rows that can hold a set position.
 struct WindowMap {
     let rows: AxisMap
     let columns: AxisMap
-    private var rowHits: [UInt8]
+    /// Scratch: one byte row per input row (footprint) or per output row (commit).
+    private var rowBits: [UInt8]
     private var rowAny: [Bool]
 
     init(_ p: Conv2DParams) {
@@ -44,7 +45,7 @@ struct WindowMap {
             inputs: p.inH, outputs: p.outH, kernel: p.kH, stride: p.strideH, pad: p.padTop, dilation: p.dilationH)
         columns = AxisMap(
             inputs: p.inW, outputs: p.outW, kernel: p.kW, stride: p.strideW, pad: p.padLeft, dilation: p.dilationW)
-        rowHits = Array(repeating: 0, count: max(p.inH * p.outW, p.outH * p.inW))
+        rowBits = Array(repeating: 0, count: max(p.inH * p.outW, p.outH * p.inW))
         rowAny = Array(repeating: false, count: max(p.inH, p.outH))
     }
 
@@ -52,28 +53,36 @@ struct WindowMap {
     mutating func footprint(of input: SpatialMask, into output: SpatialMask) {
         output.clear()
         if input.isEmpty { return }
-        let (inW, outW, outH) = (columns.inputs, columns.outputs, rows.outputs)
-        let rows = rows
-        let columns = columns
-        rowHits.withUnsafeMutableBufferPointer { hits in
-            rowAny.withUnsafeMutableBufferPointer { any in
-                input.bits.withUnsafeBufferPointer { src in
-                    for iy in 0..<rows.inputs {
-                        var rowHasAny = false
-                        for ox in 0..<outW {
-                            var hit: UInt8 = 0
-                            for ix in columns.window(ox) { hit |= src[iy * inW + ix] }
-                            hits[iy * outW + ox] = hit
-                            if hit != 0 { rowHasAny = true }
+        let (inW, outW, outH, inH) = (columns.inputs, columns.outputs, rows.outputs, rows.inputs)
+        withPointers { colReaderStart, colReaders, rowWindowStart, rowWindows, _, _, hits, any in
+            input.bits.withUnsafeBufferPointer { src in
+                // hits[iy][ox]: some input of row iy inside ox's column window is set.
+                for iy in 0..<inH {
+                    let row = src.baseAddress! + iy * inW
+                    let h = hits + iy * outW
+                    var touched = false
+                    var ix = 0
+                    while ix < inW {
+                        if row[ix] == 0 {
+                            ix += 1
+                            continue
                         }
-                        any[iy] = rowHasAny
+                        if !touched {
+                            h.update(repeating: 0, count: outW)
+                            touched = true
+                        }
+                        for r in colReaderStart[ix]..<colReaderStart[ix + 1] { h[colReaders[r]] = 1 }
+                        ix += 1
                     }
+                    any[iy] = touched
                 }
-                output.withBits { dst in
-                    for oy in 0..<outH {
-                        for iy in rows.window(oy) where any[iy] {
-                            for ox in 0..<outW { dst[oy * outW + ox] |= hits[iy * outW + ox] }
-                        }
+            }
+            output.withBits { dst in
+                for oy in 0..<outH {
+                    let d = dst.baseAddress! + oy * outW
+                    for w in rowWindowStart[oy]..<rowWindowStart[oy + 1] {
+                        let iy = rowWindows[w]
+                        if any[iy] { orRow(d, hits + iy * outW, outW) }
                     }
                 }
             }
@@ -85,51 +94,105 @@ struct WindowMap {
     mutating func committable(_ active: SpatialMask, into commit: SpatialMask) {
         commit.clear()
         if active.isEmpty { return }
-        let (inW, outW) = (columns.inputs, columns.outputs)
-        let rows = rows
-        let columns = columns
-        if active.isFull {
+        let (inW, outW, outH, inH) = (columns.inputs, columns.outputs, rows.outputs, rows.inputs)
+        withPointers { colReaderStart, colReaders, _, _, rowReaderStart, rowReaders, all, any in
+            active.bits.withUnsafeBufferPointer { a in
+                // all[oy][ix]: every reader column of ix is active in output row oy.
+                for oy in 0..<outH {
+                    let row = a.baseAddress! + oy * outW
+                    var rowHasAny = false
+                    for ox in 0..<outW where row[ox] != 0 {
+                        rowHasAny = true
+                        break
+                    }
+                    any[oy] = rowHasAny
+                    guard rowHasAny else { continue }
+                    let out = all + oy * inW
+                    for ix in 0..<inW {
+                        let (lo, hi) = (colReaderStart[ix], colReaderStart[ix + 1])
+                        var ok: UInt8 = lo < hi ? 1 : 0
+                        for r in lo..<hi { ok &= row[colReaders[r]] }
+                        out[ix] = ok
+                    }
+                }
+            }
             commit.withBits { dst in
-                for iy in 0..<rows.inputs where !rows.readers(iy).isEmpty {
-                    for ix in 0..<columns.inputs where !columns.readers(ix).isEmpty {
-                        dst[iy * columns.inputs + ix] = 1
+                for iy in 0..<inH {
+                    let (lo, hi) = (rowReaderStart[iy], rowReaderStart[iy + 1])
+                    guard lo < hi else { continue }
+                    var allRows = true
+                    for r in lo..<hi where !any[rowReaders[r]] {
+                        allRows = false
+                        break
                     }
-                }
-            }
-            return
-        }
-        rowHits.withUnsafeMutableBufferPointer { all in
-            rowAny.withUnsafeMutableBufferPointer { any in
-                active.bits.withUnsafeBufferPointer { a in
-                    // all[oy][ix]: every reader column of ix is active in output row oy.
-                    for oy in 0..<rows.outputs {
-                        var rowHasAny = false
-                        for ox in 0..<outW where a[oy * outW + ox] != 0 {
-                            rowHasAny = true
-                            break
-                        }
-                        any[oy] = rowHasAny
-                        guard rowHasAny else { continue }
-                        for ix in 0..<inW {
-                            let readers = columns.readers(ix)
-                            var ok: UInt8 = readers.isEmpty ? 0 : 1
-                            for ox in readers { ok &= a[oy * outW + ox] }
-                            all[oy * inW + ix] = ok
-                        }
-                    }
-                }
-                commit.withBits { dst in
-                    for iy in 0..<rows.inputs {
-                        let readers = rows.readers(iy)
-                        guard !readers.isEmpty, readers.allSatisfy({ any[$0] }) else { continue }
-                        for ix in 0..<inW {
-                            var ok: UInt8 = 1
-                            for oy in readers { ok &= all[oy * inW + ix] }
-                            dst[iy * inW + ix] = ok
-                        }
-                    }
+                    guard allRows else { continue }
+                    let d = dst.baseAddress! + iy * inW
+                    d.update(from: all + rowReaders[lo] * inW, count: inW)
+                    for r in (lo + 1)..<hi { andRow(d, all + rowReaders[r] * inW, inW) }
                 }
             }
         }
+    }
+
+    private mutating func withPointers(
+        _ body: (
+            _ colReaderStart: UnsafePointer<Int>, _ colReaders: UnsafePointer<Int>, _ rowWindowStart: UnsafePointer<Int>,
+            _ rowWindows: UnsafePointer<Int>, _ rowReaderStart: UnsafePointer<Int>, _ rowReaders: UnsafePointer<Int>,
+            _ scratch: UnsafeMutablePointer<UInt8>, _ any: UnsafeMutablePointer<Bool>
+        ) -> Void
+    ) {
+        let (columns, rows) = (columns, rows)
+        columns.readerStart.withUnsafeBufferPointer { crs in
+            columns.readers.withUnsafeBufferPointer { cr in
+                rows.windowStart.withUnsafeBufferPointer { rws in
+                    rows.windows.withUnsafeBufferPointer { rw in
+                        rows.readerStart.withUnsafeBufferPointer { rrs in
+                            rows.readers.withUnsafeBufferPointer { rr in
+                                rowBits.withUnsafeMutableBufferPointer { bits in
+                                    rowAny.withUnsafeMutableBufferPointer { any in
+                                        body(
+                                            crs.baseAddress!, cr.baseAddress ?? crs.baseAddress!, rws.baseAddress!,
+                                            rw.baseAddress ?? rws.baseAddress!, rrs.baseAddress!,
+                                            rr.baseAddress ?? rrs.baseAddress!, bits.baseAddress!, any.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always)
+private func orRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
+    var i = 0
+    while i + 32 <= n {
+        let v =
+            UnsafeRawPointer(d + i).loadUnaligned(as: SIMD32<UInt8>.self)
+            | UnsafeRawPointer(s + i).loadUnaligned(as: SIMD32<UInt8>.self)
+        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: SIMD32<UInt8>.self)
+        i += 32
+    }
+    while i < n {
+        d[i] |= s[i]
+        i += 1
+    }
+}
+
+@inline(__always)
+private func andRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
+    var i = 0
+    while i + 32 <= n {
+        let v =
+            UnsafeRawPointer(d + i).loadUnaligned(as: SIMD32<UInt8>.self)
+            & UnsafeRawPointer(s + i).loadUnaligned(as: SIMD32<UInt8>.self)
+        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: SIMD32<UInt8>.self)
+        i += 32
+    }
+    while i < n {
+        d[i] &= s[i]
+        i += 1
     }
 }

@@ -1,0 +1,152 @@
+import ArgumentParser
+import Foundation
+import PipelineKit
+import Plugins
+import SkipNet
+
+struct CalibrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Tune skip thresholds to an error budget on a clip and write the settings file.",
+        discussion: """
+            Loss: the worst missed-change ratio over the model outputs against the dense run (1.0 = what reusing \
+            the previous output scores). From exact execution, the input threshold (from 1 grey level) and \
+            then the thresholds of the --layers gated convs with the most dense MACs (from 0.01 × their RMS), front \
+            to back, are doubled while the loss stays within --budget; each keeps the last value that met it (0, \
+            exact, if none did). Every evaluation replays all calibration frames; progress goes to stderr, one line \
+            per evaluation. The file (default: beside the model, .onnx replaced by .skip.json) holds absolute \
+            per-layer thresholds; other layers stay exact.
+            """)
+
+    @Option(help: "ONNX model.") var model: String
+    @Option(help: "Video file (the calibration clip).") var video: String
+    @Option(help: "Error budget: largest worst-output missed-change ratio accepted (e.g. 0.1).") var budget: Double
+    @Option(help: "Upscale the clip by this factor with GStreamer's videoscale.") var scale = 1
+    @Option(help: "Calibration frames from the start of the clip (all are kept in memory).") var frames = 50
+    @Option(help: "BLAS threads.") var threads = 1
+    @Option(help: "Gate: input-norm, output-norm, input-select.") var gate = "input-select"
+    @Option(help: "Gated convs to tune, those with the most dense MACs (0: all).") var layers = 8
+    @Option(help: "Tile side in input pixels.") var block = 16
+    @Option(help: "Dense keyframe every N frames (0: never).") var refresh = 300
+    @Option(help: "Base settings file: its gate, block, refresh etc. are kept (overrides --gate, --block, --refresh).")
+    var settings: String?
+    @Option(help: "Subtracted from each input channel.") var mean: Float = 0
+    @Option(help: "Multiplies each input channel after the mean.") var inputScale: Float = 1
+    @Option(help: "Settings file to write (default: <model without .onnx>.skip.json beside the model).")
+    var output: String?
+
+    func validate() throws {
+        guard budget > 0, budget.isFinite else { throw ValidationError("--budget must be a positive number") }
+        guard scale >= 1, frames >= 2, threads > 0, block > 0, refresh >= 0, layers >= 0 else {
+            throw ValidationError("scale, threads and block must be positive, frames ≥ 2, refresh and layers ≥ 0")
+        }
+        guard let gateKind = GateKind(rawValue: gate), gateKind != .gumbel else {
+            let names = GateKind.allCases.filter { $0 != .gumbel }.map(\.rawValue)
+            throw ValidationError("--gate must be one of \(names.joined(separator: ", "))")
+        }
+    }
+
+    func run() async throws {
+        let gateKind = GateKind(rawValue: gate) ?? .inputSelect
+        for path in [model, video] + (settings.map { [$0] } ?? []) where !FileManager.default.fileExists(atPath: path) {
+            printError("error: \(path) does not exist")
+            throw Exit.invalidFile
+        }
+        let destination = output ?? URL(fileURLWithPath: model).deletingPathExtension().path + ".skip.json"
+        let images: [VideoImage]
+        do {
+            printError("decoding \(frames) frames of \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
+            images = try await ClipFrames.decode(video, limit: frames, scale: scale)
+        } catch {
+            printError("error: \(error)")
+            throw Exit.invalidFile
+        }
+        do {
+            var base = SkipSettings()
+            if let settings {
+                base = try SkipSettings.load(path: settings)
+            } else {
+                base.gate = gateKind
+                base.block = block
+                base.refresh = refresh
+            }
+            try calibrate(images, base: base, destination: destination)
+        } catch {
+            printError("error: \(error)")
+            throw Exit.invalidFile
+        }
+    }
+
+    private func calibrate(_ images: [VideoImage], base: SkipSettings, destination: String) throws(ModelError) {
+        // Only the graph and the frame conversion are needed: calibration builds its own executors.
+        let (graph, input) = try {
+            () throws(ModelError) in
+            let loaded = try ModelInput.loadModel(
+                path: model, width: images[0].width, height: images[0].height, threads: threads, mean: [mean],
+                scale: [inputScale])
+            return (loaded.executor.graph, loaded.input)
+        }()
+        guard input.layout == .nchw else { throw ModelError("calibrate runs NCHW image models") }
+        var tensors: [[Float]] = []
+        for image in images {
+            var t = [Float](repeating: 0, count: input.shape.reduce(1, *))
+            try t.withUnsafeMutableBufferPointer { b throws(ModelError) in try input.fill(image, into: b.baseAddress!) }
+            tensors.append(t)
+        }
+        var options = Calibration.Options(budget: budget)
+        options.layers = layers
+        options.threads = threads
+        // Start at one grey level whatever the input scaling.
+        if inputScale != 0 { options.inputStart = abs(inputScale) }
+        let bound = layers > 0 ? ", at most \(1 + (layers + 1) * options.maxSteps) evaluations" : ""
+        printError(
+            "calibrating \(model) (input \(input.shape.shapeText)) on \(images.count) frames, gate "
+                + "\(base.gate.rawValue), budget \(budget)\(bound)")
+        let start = ContinuousClock.now
+        var last = start
+        let result = try Calibration.calibrate(graph: graph, frames: tensors, base: base, options: options) { e in
+            let now = ContinuousClock.now
+            printError(
+                String(format: "  eval %3d  ", e.index) + Self.pad(e.stage, 12)
+                    + String(
+                        format: " θ %-10.4g loss %.4f  MAC ratio %.3f  keyframes %3d  ", e.value, e.loss, e.macRatio,
+                        e.keyframes) + (e.accepted ? "ok  " : "miss")
+                    + String(format: "  %.1f s", (now - last).secondsValue))
+            last = now
+        }
+        let seconds = (ContinuousClock.now - start).secondsValue
+        try result.settings.write(path: destination)
+
+        let total = Double(max(1, ModelSummary(graph).totalMACs))
+        var lines = [
+            "calibrated \(model) on \(images.count) frames of \(video)\(scale > 1 ? " ×\(scale)" : "") "
+                + "(input \(input.shape.shapeText)), gate \(base.gate.rawValue), budget \(budget)",
+            String(
+                format: "%d evaluations in %.1f s; input threshold %g (model-input units)", result.evaluations,
+                seconds, result.settings.inputThreshold),
+            "  layer               MACs%     RMS        threshold  (× RMS)",
+        ]
+        for l in result.layers {
+            lines.append(
+                "  " + Self.pad(l.name, 18)
+                    + String(
+                        format: "  %5.1f%%  %9.4g  %9.4g  %8.3g", Double(l.denseMACs) / total * 100, l.rms,
+                        l.threshold, l.threshold / l.rms))
+        }
+        lines.append(
+            String(
+                format: "loss %.4f (exact %.2e), MAC ratio %.3f (exact %.3f), keyframes included", result.loss,
+                result.exactLoss, result.macRatio, result.exactMACRatio))
+        lines.append("wrote \(destination)")
+        print(lines.joined(separator: "\n"))
+    }
+
+    /// Left-aligns `text` in `width` columns, never truncating (`%-20@` does not pad on Linux).
+    private static func pad(_ text: String, _ width: Int) -> String {
+        text + String(repeating: " ", count: max(0, width - text.count))
+    }
+}
+
+extension Duration {
+    fileprivate var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
