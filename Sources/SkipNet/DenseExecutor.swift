@@ -287,13 +287,7 @@ public final class DenseExecutor {
             let (slope, slopeShape) = (try input(1), shape(1))
             return { Kernels.prelu(input: x, shape: xShape, slope: slope, slopeShape: slopeShape, output: y) }
         case .add, .sub, .mul, .div:
-            let op: Kernels.BinaryOp =
-                switch node.op {
-                case .add: .add
-                case .sub: .sub
-                case .mul: .mul
-                default: .div
-                }
+            let op = Kernels.BinaryOp(node.op)!
             let (b, bShape) = (try input(1), shape(1))
             return { Kernels.binary(op, a: x, aShape: xShape, b: b, bShape: bShape, output: y) }
         case .concat(let axis):
@@ -314,13 +308,7 @@ public final class DenseExecutor {
             case ("nearest", "round_prefer_floor"): mode = .nearest(.roundPreferFloor)
             default: throw .node(node.info, "resize mode \(r.mode) / \(r.nearestMode) is not supported")
             }
-            let coordinate: Kernels.CoordinateTransform
-            switch r.coordinateTransformation {
-            case "half_pixel": coordinate = .halfPixel
-            case "asymmetric": coordinate = .asymmetric
-            case "align_corners": coordinate = .alignCorners
-            case "pytorch_half_pixel": coordinate = .pytorchHalfPixel
-            default:
+            guard let coordinate = Kernels.CoordinateTransform(onnx: r.coordinateTransformation) else {
                 throw .node(node.info, "coordinate_transformation_mode \(r.coordinateTransformation) is not supported")
             }
             // Scales as given when the model gives them (they enter the coordinate arithmetic), else out/in.

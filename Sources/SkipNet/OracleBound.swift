@@ -370,14 +370,7 @@ public struct OracleBound: Sendable {
 
     /// The kernel's coordinate arithmetic for this resize; nil for a mode the dense executor does not run either.
     private static func resizeMode(_ r: ResizeAttributes) -> (Kernels.CoordinateTransform, Kernels.NearestMode?)? {
-        let coordinate: Kernels.CoordinateTransform
-        switch r.coordinateTransformation {
-        case "half_pixel": coordinate = .halfPixel
-        case "asymmetric": coordinate = .asymmetric
-        case "align_corners": coordinate = .alignCorners
-        case "pytorch_half_pixel": coordinate = .pytorchHalfPixel
-        default: return nil
-        }
+        guard let coordinate = Kernels.CoordinateTransform(onnx: r.coordinateTransformation) else { return nil }
         switch (r.mode, r.nearestMode) {
         case ("linear", _), ("bilinear", _): return (coordinate, nil)
         case ("nearest", "round_prefer_ceil"): return (coordinate, .roundPreferCeil)

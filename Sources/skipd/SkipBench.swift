@@ -100,7 +100,9 @@ struct SkipBench: AsyncParsableCommand {
             "model \(model) input \(input.shape.shapeText), \(String(format: "%.2f", Double(ModelSummary(graph).totalMACs) / 1e9)) GMAC; "
                 + "\(images.count) frames of \(video)\(scale > 1 ? " ×\(scale)" : ""); BLAS \(Kernels.blasCoreName()), "
                 + "\(threads) thread(s); gate \(base.gate.rawValue), block \(base.block) px, refresh \(base.refresh)")
-        var csvLines = ["setting,frame,keyframe,dense_ms,skip_ms,selected_macs,executed_macs,oracle_macs,dense_macs,rel_l2_max"]
+        var csvLines = [
+            "setting,frame,keyframe,dense_ms,skip_ms,selected_macs,executed_macs,oracle_macs,dense_macs,rel_l2_max"
+        ]
         var rows: [Row] = []
         for value in sweep {
             var settings = base
@@ -206,7 +208,8 @@ struct SkipBench: AsyncParsableCommand {
             let (dm, sm) = (r.dense.reduce(0, +) / Double(r.dense.count), r.skip.reduce(0, +) / Double(r.skip.count))
             lines.append(
                 String(
-                    format: "%-8@ %.3f/%.3f  %.3f(%4.1f)  %7.1f %7.1f %7.1f  %7.1f %7.1f %7.1f   %5.2f×  %.3f  %.2e  %.3f   "
+                    format:
+                        "%-8@ %.3f/%.3f  %.3f(%4.1f)  %7.1f %7.1f %7.1f  %7.1f %7.1f %7.1f   %5.2f×  %.3f  %.2e  %.3f   "
                         + "%.2e/%.2e  %.3f  %.3f  %d",
                     r.label, r.selectedRatio, r.macRatio, r.oracle, r.oracleThreshold, percentile(r.dense, 0.5),
                     percentile(r.dense, 0.95), dm, percentile(r.skip, 0.5), percentile(r.skip, 0.95), sm, dm / sm,

@@ -29,6 +29,24 @@ import Testing
         return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 
+    /// Runs `Reference/dense_reference.py`: onnxruntime's outputs for `frames` of `clip`, written into `dir`.
+    static func onnxruntimeReference(model: String, clip: String, frames: [Int], layout: String, into dir: URL) throws
+        -> Meta
+    {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3",
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("Reference/dense_reference.py").path,
+            model, clip, frames.map(String.init).joined(separator: ","), layout, dir.path,
+        ]
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "dense_reference.py failed")
+        return try JSONDecoder().decode(Meta.self, from: Data(contentsOf: dir.appendingPathComponent("meta.json")))
+    }
+
     @Test(arguments: [("centerface.onnx", "nchw"), ("pnet.onnx", "nhwc")])
     func matchesOnnxruntimeOnRealFrames(model: String, layout: String) throws {
         let modelPath = Self.root.appendingPathComponent("assets/\(model)").path
@@ -38,18 +56,8 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3",
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                .appendingPathComponent("Reference/dense_reference.py").path,
-            modelPath, clip, "0,250,600", layout, dir.path,
-        ]
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "dense_reference.py failed")
-        let meta = try JSONDecoder().decode(Meta.self, from: Data(contentsOf: dir.appendingPathComponent("meta.json")))
+        let meta = try Self.onnxruntimeReference(
+            model: modelPath, clip: clip, frames: [0, 250, 600], layout: layout, into: dir)
 
         let graph = try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape)
         let executor = try DenseExecutor(graph: graph)

@@ -21,19 +21,8 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let frames = Array(100..<106)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3",
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                .appendingPathComponent("Reference/dense_reference.py").path,
-            modelPath, clip, frames.map(String.init).joined(separator: ","), "nchw", dir.path,
-        ]
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "dense_reference.py failed")
-        let meta = try JSONDecoder().decode(
-            DenseExecutorTests.Meta.self, from: Data(contentsOf: dir.appendingPathComponent("meta.json")))
+        let meta = try DenseExecutorTests.onnxruntimeReference(
+            model: modelPath, clip: clip, frames: frames, layout: "nchw", into: dir)
 
         let graph = try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape)
         var settings = SkipSettings()

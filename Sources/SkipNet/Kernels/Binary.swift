@@ -226,3 +226,16 @@ enum PReluOp: BinaryKernelOp {
         a.replacing(with: a * b, where: a .< F16(repeating: 0))
     }
 }
+
+extension Kernels.BinaryOp {
+    /// The kernel for an Add/Sub/Mul/Div node; nil for anything else.
+    public init?(_ op: Operator) {
+        switch op {
+        case .add: self = .add
+        case .sub: self = .sub
+        case .mul: self = .mul
+        case .div: self = .div
+        default: return nil
+        }
+    }
+}

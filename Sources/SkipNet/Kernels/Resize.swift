@@ -157,3 +157,16 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels.CoordinateTransform {
+    /// From ONNX's `coordinate_transformation_mode`; nil for a mode the kernels do not implement.
+    init?(onnx mode: String) {
+        switch mode {
+        case "half_pixel": self = .halfPixel
+        case "asymmetric": self = .asymmetric
+        case "align_corners": self = .alignCorners
+        case "pytorch_half_pixel": self = .pytorchHalfPixel
+        default: return nil
+        }
+    }
+}

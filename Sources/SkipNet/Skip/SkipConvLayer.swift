@@ -206,16 +206,8 @@ final class SkipConvLayer: SkipLayer {
 
     /// `selected`: MACs of the positions the gate chose (what the sparse path computes, whichever path ran).
     private func account(active: Int, executed: Int, gate: Int, dense: Bool, selected: Int? = nil) {
-        stats.selectedMACs += (selected ?? executed) + gate
-        stats.lastSelectedMACs = (selected ?? executed) + gate
-        stats.threshold = threshold
-        stats.frames += 1
-        stats.activePositions += active
-        stats.executedMACs += executed
-        stats.gateMACs += gate
-        stats.lastActive = active
-        stats.lastExecutedMACs = executed + gate
-        if dense { stats.denseFrames += 1 }
+        stats.record(
+            active: active, executed: executed, gate: gate, dense: dense, selected: selected, threshold: threshold)
     }
 
     // MARK: - Gate
@@ -318,31 +310,15 @@ final class SkipConvLayer: SkipLayer {
         let coutG = p.outC / p.groups
         let k = cinG * p.kH * p.kW
         let capacity = min(p.outH * p.outW, SkipScratch.chunkPositions(k: k))
-        var m = 0
-        scratch.chunk.removeAll(keepingCapacity: true)
-        func flush() {
-            guard m > 0 else { return }
+        forEachChunk(of: scratch.runs, capacity: capacity, into: &scratch.chunk) { chunk, m in
             for g in 0..<p.groups {
-                gather(scratch.chunk, from: source, positions: m, firstChannel: g * cinG, into: scratch.columns)
+                gather(chunk, from: source, positions: m, firstChannel: g * cinG, into: scratch.columns)
                 Kernels.sgemm(
                     transA: false, transB: false, m: coutG, n: m, k: k, alpha: 1, a: weight + g * coutG * k, lda: k,
                     b: scratch.columns, ldb: m, beta: 0, c: scratch.product, ldc: m)
-                scatter(scratch.chunk, positions: m, from: scratch.product, firstChannel: g * coutG, channels: coutG)
-            }
-            scratch.chunk.removeAll(keepingCapacity: true)
-            m = 0
-        }
-        for run in scratch.runs {
-            var x0 = run.x0
-            while x0 < run.x1 {
-                let n = min(run.x1 - x0, capacity - m)
-                scratch.chunk.append(MaskRun(y: run.y, x0: x0, x1: x0 + n))
-                m += n
-                x0 += n
-                if m == capacity { flush() }
+                scatter(chunk, positions: m, from: scratch.product, firstChannel: g * coutG, channels: coutG)
             }
         }
-        flush()
     }
 
     /// `columns[(c·kH + ky)·kW + kx][j] = source[c][oy·s − pad + ky·d][ox·s − pad + kx·d]` for the chunk's positions.

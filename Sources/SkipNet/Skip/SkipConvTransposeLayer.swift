@@ -178,16 +178,8 @@ final class SkipConvTransposeLayer: SkipLayer {
     func addTime(_ duration: Duration) { stats.seconds += duration.seconds }
 
     private func account(active: Int, executed: Int, gate: Int, dense: Bool, selected: Int? = nil) {
-        stats.selectedMACs += (selected ?? executed) + gate
-        stats.lastSelectedMACs = (selected ?? executed) + gate
-        stats.threshold = threshold
-        stats.frames += 1
-        stats.activePositions += active
-        stats.executedMACs += executed
-        stats.gateMACs += gate
-        stats.lastActive = active
-        stats.lastExecutedMACs = executed + gate
-        if dense { stats.denseFrames += 1 }
+        stats.record(
+            active: active, executed: executed, gate: gate, dense: dense, selected: selected, threshold: threshold)
     }
 
     /// Per chunk: gather `x_ref` columns → `W^T`·columns (one SGEMM) → write each position's k×k block.
@@ -196,13 +188,10 @@ final class SkipConvTransposeLayer: SkipLayer {
         let outPlane = p.outH * p.outW
         let rows = p.outC * p.kH * p.kW
         let capacity = min(plane, SkipScratch.chunkPositions(k: p.inC))
-        var m = 0
-        scratch.chunk.removeAll(keepingCapacity: true)
-        func flush() {
-            guard m > 0 else { return }
+        forEachChunk(of: scratch.runs, capacity: capacity, into: &scratch.chunk) { chunk, m in
             for c in 0..<p.inC {
                 var dst = scratch.columns + c * m
-                for run in scratch.chunk {
+                for run in chunk {
                     dst.update(from: source + c * plane + run.y * p.inW + run.x0, count: run.length)
                     dst += run.length
                 }
@@ -215,7 +204,7 @@ final class SkipConvTransposeLayer: SkipLayer {
                 for ky in 0..<p.kH {
                     for kx in 0..<p.kW {
                         var src = scratch.product + ((o * p.kH + ky) * p.kW + kx) * m
-                        for run in scratch.chunk {
+                        for run in chunk {
                             let row = y + o * outPlane + (run.y * p.strideH + ky) * p.outW + kx
                             for ix in run.x0..<run.x1 {
                                 row[ix * p.strideW] = Kernels.activate(src[0] + b, activation)
@@ -225,19 +214,6 @@ final class SkipConvTransposeLayer: SkipLayer {
                     }
                 }
             }
-            scratch.chunk.removeAll(keepingCapacity: true)
-            m = 0
         }
-        for run in scratch.runs {
-            var x0 = run.x0
-            while x0 < run.x1 {
-                let n = min(run.x1 - x0, capacity - m)
-                scratch.chunk.append(MaskRun(y: run.y, x0: x0, x1: x0 + n))
-                m += n
-                x0 += n
-                if m == capacity { flush() }
-            }
-        }
-        flush()
     }
 }

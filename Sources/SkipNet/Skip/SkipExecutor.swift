@@ -123,14 +123,8 @@ public final class SkipExecutor {
                 if inputs.count == 2, shapes.count == 2, shapes[0] == shapes[1], yShape == shapes[0], yShape.count == 4,
                     let a = node.inputs[0], let b = node.inputs[1]
                 {
-                    let op: Kernels.BinaryOp =
-                        switch node.op {
-                        case .add: .add
-                        case .sub: .sub
-                        case .mul: .mul
-                        default: .div
-                        }
-                    steps.append(.binary(op, a: a, b: b, output: plan.outputs[0], channels: yShape[1]))
+                    steps.append(
+                        .binary(Kernels.BinaryOp(node.op)!, a: a, b: b, output: plan.outputs[0], channels: yShape[1]))
                 } else {
                     steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
                 }

@@ -1,3 +1,28 @@
+/// Splits `runs` into chunks of at most `capacity` positions (splitting a run where needed) and calls `body` with
+/// each chunk and its position count: the unit of one gather → SGEMM → scatter.
+func forEachChunk(
+    of runs: [MaskRun], capacity: Int, into chunk: inout [MaskRun], _ body: (_ chunk: [MaskRun], _ count: Int) -> Void
+) {
+    var m = 0
+    chunk.removeAll(keepingCapacity: true)
+    for run in runs {
+        var x0 = run.x0
+        while x0 < run.x1 {
+            let n = min(run.x1 - x0, capacity - m)
+            chunk.append(MaskRun(y: run.y, x0: x0, x1: x0 + n))
+            m += n
+            x0 += n
+            if m == capacity {
+                body(chunk, m)
+                chunk.removeAll(keepingCapacity: true)
+                m = 0
+            }
+        }
+    }
+    if m > 0 { body(chunk, m) }
+    chunk.removeAll(keepingCapacity: true)
+}
+
 /// Scratch the skip layers share (one layer runs at a time): im2col columns for a chunk of active positions, the
 /// GEMM result for that chunk, and the dense path's own im2col scratch.
 final class SkipScratch {
@@ -53,6 +78,22 @@ public struct SkipLayerStats: Sendable {
     /// figure to hold against the oracle bound; `executedMACs` counts a dense-kernel recompute as dense.
     public var selectedMACs = 0
     public var lastSelectedMACs = 0
+
+    /// One frame of a layer: `selected` defaults to `executed` (what a sparse recompute runs).
+    mutating func record(
+        active: Int, executed: Int, gate: Int, dense: Bool, selected: Int? = nil, threshold: Float
+    ) {
+        selectedMACs += (selected ?? executed) + gate
+        lastSelectedMACs = (selected ?? executed) + gate
+        self.threshold = threshold
+        frames += 1
+        activePositions += active
+        executedMACs += executed
+        gateMACs += gate
+        lastActive = active
+        lastExecutedMACs = executed + gate
+        if dense { denseFrames += 1 }
+    }
 
     public var macRatio: Double { Double(executedMACs + gateMACs) / Double(max(1, denseMACs * frames)) }
     public var selectedRatio: Double { Double(selectedMACs) / Double(max(1, denseMACs * frames)) }

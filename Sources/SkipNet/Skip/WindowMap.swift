@@ -136,7 +136,8 @@ struct WindowMap {
 
     private mutating func withPointers(
         _ body: (
-            _ colReaderStart: UnsafePointer<Int>, _ colReaders: UnsafePointer<Int>, _ rowWindowStart: UnsafePointer<Int>,
+            _ colReaderStart: UnsafePointer<Int>, _ colReaders: UnsafePointer<Int>,
+            _ rowWindowStart: UnsafePointer<Int>,
             _ rowWindows: UnsafePointer<Int>, _ rowReaderStart: UnsafePointer<Int>, _ rowReaders: UnsafePointer<Int>,
             _ scratch: UnsafeMutablePointer<UInt8>, _ any: UnsafeMutablePointer<Bool>
         ) -> Void
