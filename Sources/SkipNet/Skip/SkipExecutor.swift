@@ -86,7 +86,7 @@ public final class SkipExecutor {
             switch node.op {
             case .conv(let a) where weight != nil && inputs.count == 1:
                 let p = dense.convParams(node, a)
-                let stride = max(1, imageHeight / max(1, p.outH))
+                let stride = Self.totalStride(imageHeight, p.outH)
                 let layer = SkipConvLayer(
                     name: name, params: p, weight: weight!, bias: bias, activation: plan.activation,
                     input: dense.pointer(inputs[0]), output: dense.pointer(plan.outputs[0]), gate: settings.gate,
@@ -106,7 +106,7 @@ public final class SkipExecutor {
                     steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
                     continue
                 }
-                let stride = max(1, imageHeight / max(1, p.inH))
+                let stride = Self.totalStride(imageHeight, p.inH)
                 let layer = SkipConvTransposeLayer(
                     name: name, params: p, weight: weight!, bias: bias, activation: plan.activation,
                     input: dense.pointer(inputs[0]), output: dense.pointer(plan.outputs[0]), gate: settings.gate,
@@ -223,6 +223,11 @@ public final class SkipExecutor {
         lastSelectedMACs = selected
         selectedMACs += selected
         frames += 1
+    }
+
+    /// Image pixels per position of a plane `height` rows high, rounded (13 rows at stride 2 give 7, not 6.5).
+    static func totalStride(_ imageHeight: Int, _ height: Int) -> Int {
+        max(1, Int((Double(imageHeight) / Double(max(1, height))).rounded()))
     }
 
     /// Applies `body(offset, count)` to each changed run of each channel plane.

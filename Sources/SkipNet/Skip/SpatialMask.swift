@@ -6,6 +6,7 @@ public final class SpatialMask {
     public let height: Int
     public private(set) var bits: [UInt8]
     public private(set) var count = 0
+    private var tileHits: [Bool] = []
 
     public init(width: Int, height: Int) {
         self.width = width
@@ -45,35 +46,57 @@ public final class SpatialMask {
         precondition(other.width == width && other.height == height, "mask sizes differ")
         if other.isEmpty || isFull { return }
         if other.isFull { return fill() }
-        var n = 0
         bits.withUnsafeMutableBufferPointer { b in
             other.bits.withUnsafeBufferPointer { o in
-                for i in 0..<b.count {
+                var i = 0
+                while i + 8 <= b.count {
+                    let v =
+                        UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: UInt64.self)
+                        | UnsafeRawPointer(o.baseAddress! + i).loadUnaligned(as: UInt64.self)
+                    UnsafeMutableRawPointer(b.baseAddress! + i).storeBytes(of: v, as: UInt64.self)
+                    i += 8
+                }
+                while i < b.count {
                     b[i] |= o[i]
-                    n += Int(b[i])
+                    i += 1
                 }
             }
         }
-        count = n
+        count = Self.setCount(bits)
     }
 
-    /// Copies `other` (same size).
+    /// Set positions, 8 at a time: each byte is 0 or 1, so a word's bit count is its count of set bytes.
+    private static func setCount(_ bits: [UInt8]) -> Int {
+        bits.withUnsafeBufferPointer { b in
+            var n = 0
+            var i = 0
+            while i + 8 <= b.count {
+                n += UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: UInt64.self).nonzeroBitCount
+                i += 8
+            }
+            while i < b.count {
+                n += Int(b[i])
+                i += 1
+            }
+            return n
+        }
+    }
+
+    /// Copies `other` (same size), into this mask's own storage (sharing it would copy on the next write anyway).
     public func assign(_ other: SpatialMask) {
         precondition(other.width == width && other.height == height, "mask sizes differ")
         if other.isEmpty { return clear() }
         if other.isFull { return fill() }
-        bits = other.bits
+        bits.withUnsafeMutableBufferPointer { b in
+            other.bits.withUnsafeBufferPointer { o in b.baseAddress!.update(from: o.baseAddress!, count: o.count) }
+        }
         count = other.count
     }
 
     /// Recounts after writes through ``withBits(_:)``.
     public func withBits<R>(_ body: (UnsafeMutableBufferPointer<UInt8>) -> R) -> R {
         let r = bits.withUnsafeMutableBufferPointer { body($0) }
-        count = bits.withUnsafeBufferPointer { b in
-            var n = 0
-            for v in b { n += Int(v) }
-            return n
-        }
+        count = Self.setCount(bits)
         return r
     }
 
@@ -92,7 +115,14 @@ public final class SpatialMask {
                 var x = 0
                 while x < width {
                     if b[row + x] == 0 {
-                        x += 1
+                        // Skip 8 clear positions at a time: most of a sparse mask is clear.
+                        if x + 8 <= width
+                            && UnsafeRawPointer(b.baseAddress! + row + x).loadUnaligned(as: UInt64.self) == 0
+                        {
+                            x += 8
+                        } else {
+                            x += 1
+                        }
                         continue
                     }
                     let start = x
@@ -107,23 +137,33 @@ public final class SpatialMask {
     public func tileUp(_ tile: Int) {
         if tile <= 1 || isEmpty || isFull { return }
         let (tw, th) = ((width + tile - 1) / tile, (height + tile - 1) / tile)
-        var hit = [Bool](repeating: false, count: tw * th)
+        var hit: [Bool] = []
+        swap(&hit, &tileHits)
+        defer { swap(&hit, &tileHits) }
+        if hit.count != tw * th { hit = Array(repeating: false, count: tw * th) }
+        hit.withUnsafeMutableBufferPointer { $0.update(repeating: false) }
         bits.withUnsafeBufferPointer { b in
             for y in 0..<height {
-                let row = y * width
+                let row = b.baseAddress! + y * width
                 let trow = (y / tile) * tw
-                for x in 0..<width where b[row + x] != 0 { hit[trow + x / tile] = true }
+                for tx in 0..<tw where !hit[trow + tx] {
+                    for x in tx * tile..<Swift.min(width, (tx + 1) * tile) where row[x] != 0 {
+                        hit[trow + tx] = true
+                        break
+                    }
+                }
             }
         }
         var n = 0
         bits.withUnsafeMutableBufferPointer { b in
             for y in 0..<height {
-                let row = y * width
+                let row = b.baseAddress! + y * width
                 let trow = (y / tile) * tw
-                for x in 0..<width {
-                    let v: UInt8 = hit[trow + x / tile] ? 1 : 0
-                    b[row + x] = v
-                    n += Int(v)
+                for tx in 0..<tw {
+                    let (x0, x1) = (tx * tile, Swift.min(width, (tx + 1) * tile))
+                    let on = hit[trow + tx]
+                    (row + x0).update(repeating: on ? 1 : 0, count: x1 - x0)
+                    if on { n += x1 - x0 }
                 }
             }
         }
