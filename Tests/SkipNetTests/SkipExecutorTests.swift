@@ -133,6 +133,14 @@ import Testing
 
     // MARK: - gumbel: bias + Σ w·|r| ≥ 0 over the layer's own window
 
+    @Test func gumbelWithoutTrainedGatesIsAnError() throws {
+        // A gated conv without its gate would never recompute; the executor refuses it up front.
+        var settings = Self.settings(.gumbel, 0)
+        #expect(throws: ModelError.self) { try SkipExecutor(graph: try Self.conv(), settings: settings) }
+        settings.gumbel = [try Self.conv().nodes[0].info.name: GumbelGate(weights: [1, 2, 3], bias: 0)]
+        #expect(throws: ModelError.self) { try SkipExecutor(graph: try Self.conv(), settings: settings) }
+    }
+
     @Test func gumbelFiresOnNonNegativeLogits() throws {
         // Gate weights [C_in, 3, 3]: input channel 0 at the centre (1), channel 1 at ky = 0, kx = 2 (2), i.e. the
         // input one row up and one column right of the output. Bias −1.
@@ -168,8 +176,8 @@ import Testing
 
     @Test func blockEqualToTheTotalStrideGivesOnePositionTilesOnOddSizes() throws {
         // 13×11 → 7×6 at stride 2 (pad 1): output o reads inputs 2o − 1 … 2o + 1, so the total stride is 2 and
-        // block 2 means one-position tiles (SkipSettings.block: max(1, block/s)² positions per tile). Fails while
-        // SkipExecutor infers the stride as imageHeight / outH = 13 / 7 = 1 and so tiles 2×2 positions.
+        // block 2 means one-position tiles (SkipSettings.block: max(1, block/s)² positions per tile); a stride taken
+        // as imageHeight / outH = 13 / 7 = 1 would tile 2×2 positions.
         var m = TestModel([1, 1, 13, 11])
         m.conv("x", "y", 1, 2, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])
         m.outputs = ["y"]

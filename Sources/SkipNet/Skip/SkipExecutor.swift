@@ -86,6 +86,15 @@ public final class SkipExecutor {
             switch node.op {
             case .conv(let a) where weight != nil && inputs.count == 1:
                 let p = dense.convParams(node, a)
+                if settings.gate == .gumbel && !p.isDepthwise {
+                    let expected = p.inC * p.kH * p.kW
+                    guard let g = settings.gumbel[name], g.weights.count == expected else {
+                        // A gated layer without its gate would never recompute: stale output, silently.
+                        throw ModelError(
+                            "gate gumbel: node '\(name)' needs a trained gate of \(expected) weights (C_in·kH·kW) "
+                                + "in the settings' gumbel entries")
+                    }
+                }
                 let stride = Self.totalStride(imageHeight, p.outH)
                 let layer = SkipConvLayer(
                     name: name, params: p, weight: weight!, bias: bias, activation: plan.activation,
