@@ -46,6 +46,10 @@ struct SkipBench: AsyncParsableCommand {
         guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 }) else {
             throw ValidationError("--sweep takes non-negative numbers, e.g. 0,0.5,1")
         }
+        guard FileManager.default.fileExists(atPath: model) else {
+            printError("error: \(model) does not exist")
+            throw ExitCode(2)
+        }
         let images: [VideoImage]
         do {
             printError("decoding \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
