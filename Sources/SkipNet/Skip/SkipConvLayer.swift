@@ -187,7 +187,9 @@ final class SkipConvLayer: SkipLayer {
                 recompute(scratch, from: source)
             }
             timer.recordSparse((ContinuousClock.now - start).seconds, positions: computed)
-            account(active: computed, executed: computed * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false)
+            account(
+                active: computed, executed: computed * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false,
+                selected: active.count * (p.macs / (p.outH * p.outW)))
         }
         stats.breakEven = timer.breakEven ?? 0
         changed.assign(active)
