@@ -71,8 +71,7 @@ public final class DenseExecutor {
         for (i, step) in steps.enumerated() {
             let start = ContinuousClock.now
             step()
-            let d = ContinuousClock.now - start
-            stepSeconds[i] += Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            stepSeconds[i] += (ContinuousClock.now - start).seconds
         }
     }
 
@@ -90,8 +89,7 @@ public final class DenseExecutor {
         for (step, node) in zip(steps, stepNodes) {
             let start = ContinuousClock.now
             step()
-            let d = ContinuousClock.now - start
-            times.append((node, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18))
+            times.append((node, (ContinuousClock.now - start).seconds))
         }
         return times
     }

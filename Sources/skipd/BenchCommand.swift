@@ -56,8 +56,7 @@ struct DenseBench: AsyncParsableCommand {
             for i in 0..<frames {
                 let start = ContinuousClock.now
                 try tensors[i % tensors.count].withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
-                let d = ContinuousClock.now - start
-                times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+                times.append((ContinuousClock.now - start).seconds * 1e3)
             }
             if profile {
                 let layers = try tensors[0].withUnsafeBufferPointer { b throws(ModelError) in try executor.profile(b) }

@@ -111,10 +111,10 @@ struct CalibrateCommand: AsyncParsableCommand {
                     + String(
                         format: " θ %-10.4g loss %.4f  MAC ratio %.3f  keyframes %3d  ", e.value, e.loss, e.macRatio,
                         e.keyframes) + (e.accepted ? "ok  " : "miss")
-                    + String(format: "  %.1f s", (now - last).secondsValue))
+                    + String(format: "  %.1f s", (now - last).seconds))
             last = now
         }
-        let seconds = (ContinuousClock.now - start).secondsValue
+        let seconds = (ContinuousClock.now - start).seconds
         try result.settings.write(path: destination)
 
         let total = Double(max(1, ModelSummary(graph).totalMACs))
@@ -145,8 +145,4 @@ struct CalibrateCommand: AsyncParsableCommand {
     private static func pad(_ text: String, _ width: Int) -> String {
         text + String(repeating: " ", count: max(0, width - text.count))
     }
-}
-
-extension Duration {
-    fileprivate var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

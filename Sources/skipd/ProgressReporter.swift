@@ -1,6 +1,7 @@
 import Foundation
 import PipelineKit
 import Plugins
+import SkipNet
 import Synchronization
 
 /// Follows the frames leaving the last stage: a live line on a terminal, a plain line every few seconds
@@ -33,7 +34,7 @@ final class ProgressReporter: Sendable {
             guard !quiet, now - s.lastPrint >= every else { return nil }
             s.lastPrint = now
             s.printedLive = terminal
-            let seconds = Self.seconds(now - s.started)
+            let seconds = (now - s.started).seconds
             let fps = seconds > 0 ? Double(s.frames) / seconds : 0
             let changed = s.changed.last.map { String(format: "  changed %5.1f%%", $0 * 100) } ?? ""
             return String(format: "frames %6d  %6.1f fps", s.frames, fps) + changed
@@ -54,7 +55,7 @@ final class ProgressReporter: Sendable {
 
     func summary(_ report: RunReport) -> String {
         state.withLock { s in
-            let seconds = Self.seconds(report.elapsed)
+            let seconds = report.elapsed.seconds
             var lines = [
                 String(
                     format: "%d frames in %.1f s (%.1f fps), %d skipped", report.framesOut, seconds,
@@ -74,9 +75,5 @@ final class ProgressReporter: Sendable {
             }
             return lines.joined(separator: "\n")
         }
-    }
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }

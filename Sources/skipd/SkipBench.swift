@@ -194,8 +194,7 @@ struct SkipBench: AsyncParsableCommand {
     private static func timed(_ body: () throws(ModelError) -> Void) throws(ModelError) -> Double {
         let start = ContinuousClock.now
         try body()
-        let d = ContinuousClock.now - start
-        return Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
+        return (ContinuousClock.now - start).seconds * 1e3
     }
 
     private static func percentile(_ values: [Double], _ q: Double) -> Double {

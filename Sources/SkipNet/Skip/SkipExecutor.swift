@@ -282,7 +282,3 @@ public final class SkipExecutor {
         return outputShapes.indices.map { Tensor(shape: outputShapes[$0], data: Array(output($0))) }
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
