@@ -14,9 +14,10 @@ final class SkipConvLayer: SkipLayer {
     private let activation: Kernels.Activation
     private let x: UnsafePointer<Float>
     private let y: UnsafeMutablePointer<Float>
-    private let xRef: UnsafeMutablePointer<Float>
+    private let reference: LayerReference
+    private var xRef: UnsafeMutablePointer<Float> { reference.values }
     /// Per input position, the gate's channel statistic of `x − x_ref` (kept where the input did not change).
-    private let stat: UnsafeMutablePointer<Float>
+    private var stat: UnsafeMutablePointer<Float> { reference.statistic }
     private let gate: GateKind
     /// Absolute threshold; a relative one becomes absolute on the first keyframe.
     private(set) var threshold: Float
@@ -53,11 +54,7 @@ final class SkipConvLayer: SkipLayer {
         x = input
         y = output
         propagates = p.isDepthwise || (threshold == 0 && gate != .gumbel)
-        let inCount = propagates ? 1 : p.inC * p.inH * p.inW
-        xRef = .allocate(capacity: inCount)
-        xRef.initialize(repeating: 0, count: inCount)
-        stat = .allocate(capacity: p.inH * p.inW)
-        stat.initialize(repeating: 0, count: p.inH * p.inW)
+        reference = LayerReference(channels: p.inC, plane: p.inH * p.inW, kept: !propagates)
         self.gate = gate
         self.threshold = threshold
         self.relative = relative
@@ -82,11 +79,6 @@ final class SkipConvLayer: SkipLayer {
         stats = SkipLayerStats(name: name, op: "Conv", positions: p.outH * p.outW, denseMACs: p.macs)
     }
 
-    deinit {
-        xRef.deallocate()
-        stat.deallocate()
-    }
-
     static func scratchNeeds(_ p: Conv2DParams) -> (columns: Int, product: Int) {
         if p.isDepthwise { return (0, 0) }
         let k = (p.inC / p.groups) * p.kH * p.kW
@@ -97,13 +89,13 @@ final class SkipConvLayer: SkipLayer {
     func keyframe(changed: SpatialMask, scratch: SkipScratch) {
         let start = ContinuousClock.now
         defer { timer.recordDense((ContinuousClock.now - start).seconds) }
-        if !propagates { xRef.update(from: x, count: p.inC * p.inH * p.inW) }
-        stat.update(repeating: 0, count: p.inH * p.inW)
+        reference.reset(to: x)
         Kernels.conv2d(
             p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
         if relative {
-            threshold *=
-                gate == .inputSelect ? rms(x, count: p.inC * p.inH * p.inW) : rms(y, count: p.outC * p.outH * p.outW)
+            threshold = absoluteThreshold(
+                threshold, gate: gate, input: x, inputCount: p.inC * p.inH * p.inW, output: y,
+                outputCount: p.outC * p.outH * p.outW)
             relative = false
         }
         changed.fill()

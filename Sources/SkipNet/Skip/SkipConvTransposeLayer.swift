@@ -9,8 +9,9 @@ final class SkipConvTransposeLayer: SkipLayer {
     private let activation: Kernels.Activation
     private let x: UnsafePointer<Float>
     private let y: UnsafeMutablePointer<Float>
-    private let xRef: UnsafeMutablePointer<Float>
-    private let stat: UnsafeMutablePointer<Float>
+    private let reference: LayerReference
+    private var xRef: UnsafeMutablePointer<Float> { reference.values }
+    private var stat: UnsafeMutablePointer<Float> { reference.statistic }
     private let gate: GateKind
     /// Absolute threshold; a relative one becomes absolute on the first keyframe.
     private(set) var threshold: Float
@@ -42,11 +43,7 @@ final class SkipConvTransposeLayer: SkipLayer {
         x = input
         y = output
         propagates = threshold == 0
-        let inCount = propagates ? 1 : p.inC * p.inH * p.inW
-        xRef = .allocate(capacity: inCount)
-        xRef.initialize(repeating: 0, count: inCount)
-        stat = .allocate(capacity: p.inH * p.inW)
-        stat.initialize(repeating: 0, count: p.inH * p.inW)
+        reference = LayerReference(channels: p.inC, plane: p.inH * p.inW, kept: !propagates)
         // Gumbel gates are trained for convs; a transposed conv falls back to the strict output-norm bound.
         self.gate = gate == .gumbel ? .outputNorm : gate
         self.threshold = threshold
@@ -65,24 +62,19 @@ final class SkipConvTransposeLayer: SkipLayer {
         stats = SkipLayerStats(name: name, op: "ConvTranspose", positions: p.inH * p.inW, denseMACs: p.macs)
     }
 
-    deinit {
-        xRef.deallocate()
-        stat.deallocate()
-    }
-
     static func scratchNeeds(_ p: ConvTranspose2DParams) -> (columns: Int, product: Int) {
         let m = min(p.inH * p.inW, SkipScratch.chunkPositions(k: p.inC))
         return (p.inC * m, p.outC * p.kH * p.kW * m)
     }
 
     func keyframe(changed: SpatialMask, scratch: SkipScratch) {
-        if !propagates { xRef.update(from: x, count: p.inC * p.inH * p.inW) }
-        stat.update(repeating: 0, count: p.inH * p.inW)
+        reference.reset(to: x)
         Kernels.convTranspose2d(
             p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
         if relative {
-            threshold *=
-                gate == .inputSelect ? rms(x, count: p.inC * p.inH * p.inW) : rms(y, count: p.outC * p.outH * p.outW)
+            threshold = absoluteThreshold(
+                threshold, gate: gate, input: x, inputCount: p.inC * p.inH * p.inW, output: y,
+                outputCount: p.outC * p.outH * p.outW)
             relative = false
         }
         changed.fill()

@@ -112,6 +112,44 @@ protocol SkipLayer: AnyObject {
     func keyframe(changed: SpatialMask, scratch: SkipScratch)
 }
 
+/// A gated layer's reference input `x_ref` (the input its outputs are exact for) and the gate's per-position
+/// residual statistic. A propagating layer keeps no reference (it reads the current input), so it holds none.
+final class LayerReference {
+    let values: UnsafeMutablePointer<Float>
+    let statistic: UnsafeMutablePointer<Float>
+    private let count: Int
+    private let plane: Int
+
+    init(channels: Int, plane: Int, kept: Bool) {
+        count = kept ? channels * plane : 0
+        self.plane = plane
+        values = .allocate(capacity: max(count, 1))
+        values.initialize(repeating: 0, count: max(count, 1))
+        statistic = .allocate(capacity: plane)
+        statistic.initialize(repeating: 0, count: plane)
+    }
+
+    deinit {
+        values.deallocate()
+        statistic.deallocate()
+    }
+
+    /// Keyframe: the reference becomes the input `x`, leaving no residual.
+    func reset(to x: UnsafePointer<Float>) {
+        values.update(from: x, count: count)
+        statistic.update(repeating: 0, count: plane)
+    }
+}
+
+/// A relative threshold made absolute on the first keyframe: × the input RMS for input-select (it tests input
+/// residuals), × the output RMS for the norm gates (they bound output changes).
+func absoluteThreshold(
+    _ threshold: Float, gate: GateKind, input: UnsafePointer<Float>, inputCount: Int,
+    output: UnsafePointer<Float>, outputCount: Int
+) -> Float {
+    threshold * (gate == .inputSelect ? rms(input, count: inputCount) : rms(output, count: outputCount))
+}
+
 @inline(__always)
 func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
 

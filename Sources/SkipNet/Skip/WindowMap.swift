@@ -28,7 +28,6 @@ struct AxisMap {
     }
 
     func window(_ o: Int) -> ArraySlice<Int> { windows[windowStart[o]..<windowStart[o + 1]] }
-    func readers(_ i: Int) -> ArraySlice<Int> { readers[readerStart[i]..<readerStart[i + 1]] }
 }
 
 /// A conv's window geometry on both axes and the two mask mappings a skip layer needs each frame, done separably
