@@ -67,6 +67,7 @@ public struct PipelineRunner: Sendable {
         }
         let framesIn = Counter()
         let framesOut = Counter()
+        let board = FeedbackBoard()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -84,7 +85,10 @@ public struct PipelineRunner: Sendable {
                 }
                 for (k, spec) in plan.stages.enumerated() {
                     group.addTask {
-                        try await Self.runStage(spec, input: links[k], output: links[k + 1])
+                        let output = links[k + 1]
+                        let context = StageContext(
+                            outputDepth: { output.stats.depth }, outputCapacity: output.capacity, board: board)
+                        try await Self.runStage(spec, context: context, input: links[k], output: output)
                     }
                 }
                 group.addTask {
@@ -150,11 +154,11 @@ public struct PipelineRunner: Sendable {
         if let sink { _ = try? await sinkWorker.run { sink.stop() } }
     }
 
-    private static func runStage(_ spec: StageSpec, input: BoundedChannel<Frame>, output: BoundedChannel<Frame>)
-        async throws
-    {
+    private static func runStage(
+        _ spec: StageSpec, context: StageContext, input: BoundedChannel<Frame>, output: BoundedChannel<Frame>
+    ) async throws {
         do {
-            var stage = try spec.stage.init(properties: spec.properties)
+            var stage = try spec.stage.init(properties: spec.properties, context: context)
             for await frame in input {
                 if let result = try await stage.process(frame) { try await output.send(result) }
             }

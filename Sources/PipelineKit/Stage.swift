@@ -23,6 +23,10 @@ public protocol Stage: SendableMetatype {
     /// Builds the stage from properties already checked against ``StageInfo/properties``.
     init(properties: StageProperties) throws
 
+    /// Builds the stage for a running pipeline; only stages that look at their output link or at what later
+    /// stages publish need more than the properties.
+    init(properties: StageProperties, context: StageContext) throws
+
     /// Handles one frame.
     mutating func process(_ frame: Frame) async throws -> Frame?
 
@@ -32,6 +36,30 @@ public protocol Stage: SendableMetatype {
 
 extension Stage {
     public mutating func finish() async throws {}
+
+    public init(properties: StageProperties, context: StageContext) throws {
+        try self.init(properties: properties)
+    }
+}
+
+/// What a running pipeline offers a stage beyond its properties.
+public struct StageContext: Sendable {
+    /// Frames waiting in the link after this stage: a stage in front of slow work sheds load when it fills.
+    public var outputDepth: @Sendable () -> Int
+    public var outputCapacity: Int
+    /// Values later stages publish for earlier ones, one board per run.
+    public var board: FeedbackBoard
+
+    public init(outputDepth: @escaping @Sendable () -> Int, outputCapacity: Int, board: FeedbackBoard) {
+        self.outputDepth = outputDepth
+        self.outputCapacity = outputCapacity
+        self.board = board
+    }
+
+    /// A context with an always-empty output and a board of its own (tools that drive a stage directly).
+    public static func detached() -> StageContext {
+        StageContext(outputDepth: { 0 }, outputCapacity: 1, board: FeedbackBoard())
+    }
 }
 
 /// What `skipd stages` shows about a stage.

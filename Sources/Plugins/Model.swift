@@ -41,7 +41,9 @@ public struct Model: Stage {
             try input.fill(frame.image, into: b.baseAddress!)
         }
         try buffer.withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
-        let outputs = ModelOutputs(graph: executor.graph, shapes: executor.outputShapes, output: executor.output)
+        let outputs = ModelOutputs(
+            graph: executor.graph, shapes: executor.outputShapes, output: executor.output,
+            inputSize: (input.width, input.height), frameSize: (frame.image.width, frame.image.height))
         last = outputs
         frame.metadata[ModelOutputs.Key.self] = outputs
         return frame
@@ -64,14 +66,34 @@ public struct ModelOutputs: Sendable, Encodable {
     }
 
     public var tensors: [Output]
+    /// The size the model ran at (its input's W and H) and the size of the frame it was given: a decoder maps
+    /// model coordinates to frame coordinates with their ratio, whatever scale a policy picked.
+    public var inputSize: (width: Int, height: Int)
+    public var frameSize: (width: Int, height: Int)
 
-    public init(tensors: [Output]) { self.tensors = tensors }
+    public init(tensors: [Output], inputSize: (width: Int, height: Int), frameSize: (width: Int, height: Int)) {
+        self.tensors = tensors
+        self.inputSize = inputSize
+        self.frameSize = frameSize
+    }
 
     /// Copies every output of a graph run by an executor (`output(i)` is output i's buffer).
-    public init(graph: Graph, shapes: [[Int]], output: (Int) -> UnsafeBufferPointer<Float>) {
+    public init(
+        graph: Graph, shapes: [[Int]], output: (Int) -> UnsafeBufferPointer<Float>, inputSize: (width: Int, height: Int),
+        frameSize: (width: Int, height: Int)
+    ) {
         tensors = graph.outputs.indices.map { i in
             Output(name: graph.values[graph.outputs[i]].name, shape: shapes[i], data: Array(output(i)))
         }
+        self.inputSize = inputSize
+        self.frameSize = frameSize
+    }
+
+    /// The output called `name`, or the one at position `name` when it is a number that names no output.
+    public func index(of name: String) -> Int? {
+        if let i = tensors.firstIndex(where: { $0.name == name }) { return i }
+        if let i = Int(name), tensors.indices.contains(i) { return i }
+        return nil
     }
 
     private struct Summary: Encodable {

@@ -97,7 +97,9 @@ public struct SkipConv: Stage {
         try buffer.withUnsafeBufferPointer { b throws(ModelError) in
             try executor.run(b, changed: mask == nil ? nil : changed)
         }
-        let outputs = ModelOutputs(graph: executor.graph, shapes: executor.outputShapes, output: executor.output)
+        let outputs = ModelOutputs(
+            graph: executor.graph, shapes: executor.outputShapes, output: executor.output,
+            inputSize: (input.width, input.height), frameSize: size)
         last = outputs
         framesTotal += 1
         executedTotal += executor.lastExecutedMACs
