@@ -87,7 +87,8 @@ public struct PipelineRunner: Sendable {
                     group.addTask {
                         let output = links[k + 1]
                         let context = StageContext(
-                            outputDepth: { output.stats.depth }, outputCapacity: output.capacity, board: board)
+                            outputDepth: { output.stats.depth }, outputCapacity: output.capacity, live: live,
+                            board: board)
                         try await Self.runStage(spec, context: context, input: links[k], output: output)
                     }
                 }

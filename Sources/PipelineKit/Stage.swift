@@ -47,18 +47,23 @@ public struct StageContext: Sendable {
     /// Frames waiting in the link after this stage: a stage in front of slow work sheds load when it fills.
     public var outputDepth: @Sendable () -> Int
     public var outputCapacity: Int
+    /// Whether the source is live (a camera): only then does a full link mean falling behind; a file just waits.
+    public var live: Bool
     /// Values later stages publish for earlier ones, one board per run.
     public var board: FeedbackBoard
 
-    public init(outputDepth: @escaping @Sendable () -> Int, outputCapacity: Int, board: FeedbackBoard) {
+    public init(
+        outputDepth: @escaping @Sendable () -> Int, outputCapacity: Int, live: Bool, board: FeedbackBoard
+    ) {
         self.outputDepth = outputDepth
         self.outputCapacity = outputCapacity
+        self.live = live
         self.board = board
     }
 
     /// A context with an always-empty output and a board of its own (tools that drive a stage directly).
-    public static func detached() -> StageContext {
-        StageContext(outputDepth: { 0 }, outputCapacity: 1, board: FeedbackBoard())
+    public static func detached(board: FeedbackBoard = FeedbackBoard()) -> StageContext {
+        StageContext(outputDepth: { 0 }, outputCapacity: 1, live: false, board: board)
     }
 }
 
