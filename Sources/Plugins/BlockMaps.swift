@@ -12,6 +12,15 @@ public struct ResidualMap: Sendable, Encodable {
     /// Blocks whose peak exceeded the threshold: their change is passed on and their reference updated.
     public var changed: [Bool]
 
+    public init(block: Int, columns: Int, rows: Int, energy: [Float], peak: [UInt8], changed: [Bool]) {
+        self.block = block
+        self.columns = columns
+        self.rows = rows
+        self.energy = energy
+        self.peak = peak
+        self.changed = changed
+    }
+
     public var changedCount: Int { changed.reduce(0) { $0 + ($1 ? 1 : 0) } }
     public var changedFraction: Double { changed.isEmpty ? 0 : Double(changedCount) / Double(changed.count) }
 

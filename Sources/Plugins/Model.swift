@@ -8,10 +8,11 @@ import SkipNet
 /// filesrc location=assets/vtest.avi ! decodebin ! videoconvert ! video/x-raw,format=RGB
 ///   ! model model=assets/centerface.onnx ! jsonsink location=out/faces.jsonl
 /// ```
-/// The input size defaults to the frame size (the first frame's); `input-size=WxH` fixes it and frames are
-/// resized to it (nearest neighbour). Pixels become `(value − mean) × scale` in the model's channel order and
-/// layout (NCHW or NHWC, from the model's input). A skipped frame keeps the previous frame's outputs.
-/// Attaches ``ModelOutputs``.
+/// The input size defaults to the frame size; `input-size=WxH` fixes it and frames are resized to it (nearest
+/// neighbour). After a `policy`, the input is that size times the frame's ``PolicyDecision/scale``, rounded to a
+/// multiple of `stride`, with one executor per size. Pixels become `(value − mean) × scale` in the model's channel
+/// order and layout (NCHW or NHWC, from the model's input). A skipped frame keeps the previous frame's outputs.
+/// Attaches ``ModelOutputs`` and ``ComputeCost``.
 public struct Model: Stage {
     public static let info = StageInfo(
         name: "model",
@@ -20,10 +21,23 @@ public struct Model: Stage {
         properties: ModelOptions.properties)
 
     private let options: ModelOptions
-    private var executor: DenseExecutor?
-    private var input: ModelInput?
-    private var buffer: [Float] = []
+    /// One executor per input size: a policy may switch scales from frame to frame.
+    private var runners: [ModelSize: Runner] = [:]
     private var last: ModelOutputs?
+
+    private final class Runner {
+        let executor: DenseExecutor
+        let input: ModelInput
+        let macs: Int
+        var buffer: [Float]
+
+        init(_ loaded: (graph: Graph, input: ModelInput), threads: Int) throws(ModelError) {
+            executor = try DenseExecutor(graph: loaded.graph, threads: threads)
+            input = loaded.input
+            macs = ModelSummary(loaded.graph).totalMACs
+            buffer = Array(repeating: 0, count: loaded.input.shape.reduce(1, *))
+        }
+    }
 
     public init(properties: StageProperties) throws {
         options = try ModelOptions(properties: properties)
@@ -33,27 +47,61 @@ public struct Model: Stage {
         var frame = frame
         if frame.skipped, let last {
             frame.metadata[ModelOutputs.Key.self] = last
+            frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, input: last.inputSize)
             return frame
         }
-        if executor == nil { try load(width: frame.image.width, height: frame.image.height) }
-        guard let executor, let input else { return frame }
-        try buffer.withUnsafeMutableBufferPointer { b throws(ModelError) in
+        let scale = frame.metadata[PolicyDecision.Key.self]?.scale ?? 1
+        let size = options.inputSize(frameWidth: frame.image.width, frameHeight: frame.image.height, scale: scale)
+        let runner: Runner
+        if let existing = runners[size] {
+            runner = existing
+        } else {
+            runner = try Runner(options.loadGraph(width: size.width, height: size.height), threads: options.threads)
+            runners[size] = runner
+        }
+        let (executor, input) = (runner.executor, runner.input)
+        try runner.buffer.withUnsafeMutableBufferPointer { b throws(ModelError) in
             try input.fill(frame.image, into: b.baseAddress!)
         }
-        try buffer.withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
+        try runner.buffer.withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
         let outputs = ModelOutputs(
             graph: executor.graph, shapes: executor.outputShapes, output: executor.output,
             inputSize: (input.width, input.height), frameSize: (frame.image.width, frame.image.height))
         last = outputs
         frame.metadata[ModelOutputs.Key.self] = outputs
+        frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: runner.macs, input: outputs.inputSize)
         return frame
     }
+}
 
-    private mutating func load(width: Int, height: Int) throws {
-        let loaded = try options.loadGraph(width: width, height: height)
-        executor = try DenseExecutor(graph: loaded.graph, threads: options.threads)
-        input = loaded.input
-        buffer = Array(repeating: 0, count: loaded.input.shape.reduce(1, *))
+/// A model input size, the key of per-scale state.
+struct ModelSize: Hashable, Sendable {
+    var width: Int
+    var height: Int
+}
+
+/// The multiply-accumulates a model stage executed for a frame (convolutions and matrix products, ALGORITHMS.md
+/// §5; 0 when it reused its previous outputs) and the input size it ran at.
+public struct ComputeCost: Sendable, Encodable {
+    public var executedMACs: Int
+    public var inputWidth: Int
+    public var inputHeight: Int
+
+    public init(executedMACs: Int, input: (width: Int, height: Int)) {
+        self.executedMACs = executedMACs
+        inputWidth = input.width
+        inputHeight = input.height
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case executedMACs = "executed_macs"
+        case inputWidth = "input_width"
+        case inputHeight = "input_height"
+    }
+
+    public enum Key: FrameMetadataKey {
+        public typealias Value = ComputeCost
+        public static let name = "cost"
     }
 }
 
@@ -63,6 +111,12 @@ public struct ModelOutputs: Sendable, Encodable {
         public var name: String
         public var shape: [Int]
         public var data: [Float]
+
+        public init(name: String, shape: [Int], data: [Float]) {
+            self.name = name
+            self.shape = shape
+            self.data = data
+        }
     }
 
     public var tensors: [Output]
@@ -79,7 +133,8 @@ public struct ModelOutputs: Sendable, Encodable {
 
     /// Copies every output of a graph run by an executor (`output(i)` is output i's buffer).
     public init(
-        graph: Graph, shapes: [[Int]], output: (Int) -> UnsafeBufferPointer<Float>, inputSize: (width: Int, height: Int),
+        graph: Graph, shapes: [[Int]], output: (Int) -> UnsafeBufferPointer<Float>,
+        inputSize: (width: Int, height: Int),
         frameSize: (width: Int, height: Int)
     ) {
         tensors = graph.outputs.indices.map { i in

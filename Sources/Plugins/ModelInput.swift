@@ -124,6 +124,7 @@ struct ModelOptions: Sendable {
         .string("scale", default: "1", "multiplies each channel after the mean: one value or three"),
         .choice("channel-order", default: "rgb", ["rgb", "bgr"], "channel order the model expects"),
         .int("threads", default: 1, range: 1...64, "BLAS threads for this model"),
+        .int("stride", default: 32, range: 1...1024, "a policy's reduced input sizes are multiples of this"),
     ]
 
     var path: String
@@ -133,6 +134,7 @@ struct ModelOptions: Sendable {
     var scale: [Float]
     var channelOrder: String
     var threads: Int
+    var stride: Int
 
     init(properties: StageProperties) throws(ModelError) {
         // The planner has checked that the model file exists (a `.file` property).
@@ -159,12 +161,21 @@ struct ModelOptions: Sendable {
         scale = try numbers("scale")
         channelOrder = properties.string("channel-order")
         threads = properties.int("threads")
+        stride = properties.int("stride")
     }
 
-    /// The model's graph and input conversion for frames of `width`×`height` (or at `input-size`).
+    /// The input size for a frame at a policy's `scale`: the full size (`input-size` or the frame's) at 1,
+    /// otherwise scaled and rounded to a multiple of `stride` (at least one stride) so the model's shapes work.
+    func inputSize(frameWidth: Int, frameHeight: Int, scale: Double) -> ModelSize {
+        let full = fixedSize ?? (frameWidth, frameHeight)
+        guard scale < 1 else { return ModelSize(width: full.width, height: full.height) }
+        func snap(_ n: Int) -> Int { max(stride, Int((Double(n) * scale / Double(stride)).rounded()) * stride) }
+        return ModelSize(width: snap(full.width), height: snap(full.height))
+    }
+
+    /// The model's graph and input conversion for an input of `width`×`height` (from ``inputSize``).
     func loadGraph(width: Int, height: Int) throws(ModelError) -> (graph: Graph, input: ModelInput) {
-        let (w, h) = fixedSize ?? (width, height)
-        return try ModelInput.loadGraph(
-            path: path, width: w, height: h, mean: mean, scale: scale, channelOrder: channelOrder)
+        try ModelInput.loadGraph(
+            path: path, width: width, height: height, mean: mean, scale: scale, channelOrder: channelOrder)
     }
 }

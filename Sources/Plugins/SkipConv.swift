@@ -18,7 +18,10 @@ import SkipNet
 /// Settings: `thresholds=FILE` (a `skipd calibrate` sidecar) is the base; `gate`, `input-threshold`, `threshold`,
 /// `block` and `refresh` override it only when written in the pipeline (a written `threshold` is relative to each
 /// layer's RMS). The sidecar's per-layer thresholds win over both for their layers. Without a sidecar the
-/// properties, with their defaults, are the settings. Attaches ``ModelOutputs`` and ``SkipStats``.
+/// properties, with their defaults, are the settings. After a `policy`, each input scale keeps its own skip-conv
+/// state (a frame at another scale than the last run compares against that scale's references everywhere), and
+/// blocks that changed on skipped frames join the next run's mask. Attaches ``ModelOutputs``, ``ComputeCost`` and
+/// ``SkipStats``.
 public struct SkipConv: Stage {
     public static let info = StageInfo(
         name: "skipconv",
@@ -44,14 +47,36 @@ public struct SkipConv: Stage {
     private let options: ModelOptions
     private let settings: SkipSettings
     private let sidecar: String
-    private var executor: SkipExecutor?
-    private var input: ModelInput?
-    private var buffer: [Float] = []
-    private var changed: SpatialMask?
-    private var frameSize: (width: Int, height: Int)?
+    /// Skip-conv state per input size: each scale a policy picks keeps its own references and reference outputs.
+    private var runners: [ModelSize: Runner] = [:]
+    /// The size that ran last: a runner whose size did not cannot trust the gate's mask (it covers one step).
+    private var lastSize: ModelSize?
+    /// Blocks that changed on frames skipped since the last run (nil: none; `all`: grids differed).
+    private var pending: PendingBlocks = .none
     private var last: ModelOutputs?
     private var executedTotal = 0
     private var framesTotal = 0
+
+    private final class Runner {
+        let executor: SkipExecutor
+        let input: ModelInput
+        var buffer: [Float]
+        let changed: SpatialMask
+        var frameSize: ModelSize?
+
+        init(_ loaded: (graph: Graph, input: ModelInput), settings: SkipSettings, threads: Int) throws(ModelError) {
+            executor = try SkipExecutor(graph: loaded.graph, settings: settings, threads: threads)
+            input = loaded.input
+            buffer = Array(repeating: 0, count: loaded.input.shape.reduce(1, *))
+            changed = SpatialMask(width: loaded.input.width, height: loaded.input.height)
+        }
+    }
+
+    private enum PendingBlocks {
+        case none
+        case some([Bool])
+        case all
+    }
 
     public init(properties: StageProperties) throws {
         options = try ModelOptions(properties: properties)
@@ -77,37 +102,82 @@ public struct SkipConv: Stage {
 
     public mutating func process(_ frame: Frame) async throws -> Frame? {
         var frame = frame
-        if frame.skipped, let last, let executor {
+        let frameSize = ModelSize(width: frame.image.width, height: frame.image.height)
+        if frame.skipped, let last {
+            remember(frame.metadata[BlockMask.Key.self])
             framesTotal += 1
             frame.metadata[ModelOutputs.Key.self] = last
-            frame.metadata[SkipStats.Key.self] = stats(executor, executed: 0, keyframe: false, reused: true, changed: 0)
+            frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, input: last.inputSize)
+            if let runner = lastSize.flatMap({ runners[$0] }) {
+                frame.metadata[SkipStats.Key.self] = stats(
+                    runner.executor, executed: 0, keyframe: false, reused: true, changed: 0)
+            }
             return frame
         }
-        let size = (width: frame.image.width, height: frame.image.height)
-        if executor == nil { try load(width: size.width, height: size.height) }
-        guard let executor, let input, let changed else { return frame }
-        if let frameSize, frameSize != size { executor.reset() }
-        frameSize = size
-        try buffer.withUnsafeMutableBufferPointer { b throws(ModelError) in
-            try input.fill(frame.image, into: b.baseAddress!)
+        let scale = frame.metadata[PolicyDecision.Key.self]?.scale ?? 1
+        let size = options.inputSize(frameWidth: frameSize.width, frameHeight: frameSize.height, scale: scale)
+        let runner = try self.runner(size)
+        let executor = runner.executor
+        if let previous = runner.frameSize, previous != frameSize { executor.reset() }
+        runner.frameSize = frameSize
+        try runner.buffer.withUnsafeMutableBufferPointer { b throws(ModelError) in
+            try runner.input.fill(frame.image, into: b.baseAddress!)
         }
-        // A skipped frame only gets here before the first run, which is a keyframe anyway.
-        let mask = frame.skipped ? nil : frame.metadata[BlockMask.Key.self]
-        if let mask { Self.changedPositions(mask, frameWidth: size.width, frameHeight: size.height, into: changed) }
-        try buffer.withUnsafeBufferPointer { b throws(ModelError) in
+        // A skipped frame only gets here before the first run, which is a keyframe anyway. Another size ran since
+        // this one did, or the blocks skipped meanwhile cannot be merged: every position may have changed since
+        // this size's references, and its gates compare against them everywhere.
+        var mask = frame.skipped || lastSize != size ? nil : frame.metadata[BlockMask.Key.self]
+        if var m = mask {
+            switch pending {
+            case .none: break
+            case .all: mask = nil
+            case .some(let blocks):
+                if blocks.count == m.active.count {
+                    for k in blocks.indices where blocks[k] { m.active[k] = true }
+                    mask = m
+                } else {
+                    mask = nil
+                }
+            }
+        }
+        pending = .none
+        lastSize = size
+        let changed = runner.changed
+        if let mask {
+            Self.changedPositions(mask, frameWidth: frameSize.width, frameHeight: frameSize.height, into: changed)
+        }
+        try runner.buffer.withUnsafeBufferPointer { b throws(ModelError) in
             try executor.run(b, changed: mask == nil ? nil : changed)
         }
         let outputs = ModelOutputs(
             graph: executor.graph, shapes: executor.outputShapes, output: executor.output,
-            inputSize: (input.width, input.height), frameSize: size)
+            inputSize: (runner.input.width, runner.input.height), frameSize: (frameSize.width, frameSize.height))
         last = outputs
         framesTotal += 1
         executedTotal += executor.lastExecutedMACs
         frame.metadata[ModelOutputs.Key.self] = outputs
+        frame.metadata[ComputeCost.Key.self] = ComputeCost(
+            executedMACs: executor.lastExecutedMACs, input: outputs.inputSize)
         frame.metadata[SkipStats.Key.self] = stats(
             executor, executed: executor.lastExecutedMACs, keyframe: executor.lastWasKeyframe, reused: false,
             changed: mask == nil ? 1 : changed.density)
         return frame
+    }
+
+    /// Keeps a skipped frame's changed blocks for the next run (the gate passed them on; nothing used them yet).
+    private mutating func remember(_ mask: BlockMask?) {
+        guard let mask else { return }
+        switch pending {
+        case .all: return
+        case .none: pending = .some(mask.active)
+        case .some(var blocks):
+            guard blocks.count == mask.active.count else {
+                pending = .all
+                return
+            }
+            for k in blocks.indices where mask.active[k] { blocks[k] = true }
+            pending = .some(blocks)
+        }
     }
 
     private func stats(_ executor: SkipExecutor, executed: Int, keyframe: Bool, reused: Bool, changed: Double)
@@ -119,8 +189,9 @@ public struct SkipConv: Stage {
             streamRatio: Double(executedTotal) / Double(max(1, executor.denseMACs * framesTotal)))
     }
 
-    private mutating func load(width: Int, height: Int) throws {
-        let loaded = try options.loadGraph(width: width, height: height)
+    private mutating func runner(_ size: ModelSize) throws -> Runner {
+        if let runner = runners[size] { return runner }
+        let loaded = try options.loadGraph(width: size.width, height: size.height)
         guard loaded.input.layout == .nchw else {
             throw ModelError(
                 "\(options.path): skipconv runs NCHW models (1×3×H×W); this one takes "
@@ -136,10 +207,9 @@ public struct SkipConv: Stage {
                 throw ModelError("gate=gumbel needs a trained gate for conv '\(node.info.name)': \(source)")
             }
         }
-        executor = try SkipExecutor(graph: loaded.graph, settings: settings, threads: options.threads)
-        input = loaded.input
-        buffer = Array(repeating: 0, count: loaded.input.shape.reduce(1, *))
-        changed = SpatialMask(width: loaded.input.width, height: loaded.input.height)
+        let runner = try Runner(loaded, settings: settings, threads: options.threads)
+        runners[size] = runner
+        return runner
     }
 
     /// Marks the positions of `positions` (the model input's size) whose source pixel, as the nearest-neighbour

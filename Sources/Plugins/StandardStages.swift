@@ -2,5 +2,8 @@ import PipelineKit
 
 extension StageRegistry {
     /// Every stage that ships with skipd.
-    public static let standard = StageRegistry([Residual.self, Gate.self, Model.self, SkipConv.self, JSONSink.self])
+    public static let standard = StageRegistry([
+        Residual.self, Gate.self, Model.self, SkipConv.self, JSONSink.self, CenterFaceDecoder.self, Overlay.self,
+        Fusion.self, Interval.self, Policy.self,
+    ])
 }
