@@ -6,7 +6,7 @@ import SkipNet
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks.", subcommands: [DenseBench.self, SkipBench.self])
+        commandName: "bench", abstract: "Benchmarks.", subcommands: [DenseBench.self, SkipBench.self, PolicyBench.self])
 }
 
 struct DenseBench: AsyncParsableCommand {

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import PipelineKit
+import Plugins
+import SkipNet
+
+struct FitPolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit-policy",
+        abstract: "Learn a resolution/skip policy for the policy stage from a clip of your own camera, without labels.",
+        discussion: """
+            The model runs densely on every frame at each --scales entry; full resolution is the reference. A \
+            frame's label is the cheapest action whose detections agree with the reference (F1 at IoU ≥ 0.5 of at \
+            least --agreement; a frame with no faces either way agrees): skip-K reuses the previous frame's \
+            detections for K frames, a scale runs the model at that scale. A softmax regression over the policy's \
+            features (residual change and energy, smallest face last seen, queue) is fitted to the labels and \
+            written as JSON for `policy model=FILE`. Progress goes to stderr.
+            """)
+
+    @Option(help: "ONNX model (CenterFace).") var model: String
+    @Option(help: "Video file from the camera the policy is for.") var video: String
+    @Option(help: "Upscale the clip by this factor with GStreamer's videoscale.") var scale = 1
+    @Option(help: "Model input WxH at full resolution (default: the frame size).") var inputSize: String?
+    @Option(help: "Frames from the start of the clip.") var frames = 300
+    @Option(help: "BLAS threads.") var threads = 1
+    @Option(help: "Scales to choose from (1 is always included).") var scales = "1,0.5"
+    @Option(help: "Frames a skip action covers (0: no skip action).") var skip = 2
+    @Option(help: "Per-frame detection F1 an action must reach to be acceptable.") var agreement = 0.9
+    @Option(help: "Policy file to write.") var output: String
+
+    func validate() throws {
+        guard scale >= 1, frames >= 2, threads > 0, skip >= 0 else {
+            throw ValidationError("scale and threads must be positive, frames ≥ 2, skip ≥ 0")
+        }
+        guard agreement > 0, agreement <= 1 else { throw ValidationError("--agreement must be in (0, 1]") }
+        if let inputSize, ModelInput.size(inputSize) == nil { throw ValidationError("--input-size must be WxH") }
+        let parsed = scales.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parsed.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else {
+            throw ValidationError("--scales takes numbers in (0, 1], e.g. 1,0.75,0.5")
+        }
+    }
+
+    func run() async throws {
+        for path in [model, video] where !FileManager.default.fileExists(atPath: path) {
+            printError("error: \(path) does not exist")
+            throw ExitCode(2)
+        }
+        let scaleList = Array(Set(scales.split(separator: ",").compactMap { Double($0) } + [1])).sorted(by: >)
+        let images: [VideoImage]
+        do {
+            printError("decoding \(frames) frames of \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
+            images = try await ClipFrames.decode(video, limit: frames, scale: scale)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let input = images.enumerated().map { Frame(index: $0, pts: UInt64($0) * 40_000_000, image: $1) }
+        let modelProperties =
+            "model=\(PropertySyntax.quoted(model)) threads=\(threads)" + (inputSize.map { " input-size=\($0)" } ?? "")
+        var detections: [[[Detection]]] = []
+        var residuals: [ResidualMap] = []
+        do {
+            for s in scaleList {
+                printError("running the model at scale \(s) on \(input.count) frames…")
+                let out = try await StageChain(
+                    "residual threshold=12 block=16 ! policy scales=\(s) skip=0 ! model \(modelProperties) "
+                        + "! centerface", registry: .standard
+                ).run(input)
+                detections.append(out.map { $0.metadata[Detections.Key.self]?.items ?? [] })
+                if residuals.isEmpty { residuals = out.compactMap { $0.metadata[ResidualMap.Key.self] } }
+            }
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        let reference = detections[0]
+        // Cheapest first: skipping, then the scales from the smallest up; full resolution always agrees.
+        let actions: [PolicyDecision.Action] =
+            (skip > 0 ? [.skip(skip)] : []) + scaleList.reversed().map { .scale($0) }
+        func agrees(_ reference: [Detection], _ candidate: [Detection]) -> Bool {
+            let a = DetectionAgreement(reference: reference, candidate: candidate)
+            let total = 2 * a.matched + a.extra + a.missed
+            return total == 0 || Double(2 * a.matched) / Double(total) >= agreement
+        }
+        var samples: [(x: [Double], label: Int)] = []
+        for t in 1..<input.count where t < residuals.count {
+            let label =
+                actions.indices.first { k in
+                    switch actions[k] {
+                    case .skip(let n):
+                        return (t..<min(t + n, input.count)).allSatisfy { agrees(reference[$0], reference[t - 1]) }
+                    case .scale(let s):
+                        return agrees(reference[t], detections[scaleList.firstIndex(of: s) ?? 0][t])
+                    }
+                } ?? actions.count - 1
+            let smallest = reference[t - 1].map { Double($0.height) }.min()
+            let features = PolicyFeatures(residual: residuals[t], smallestFace: smallest, queue: 0)
+            samples.append((features.vector, label))
+        }
+        let weights = SoftmaxRegression.fit(samples, classes: actions.count)
+        let policy = LinearPolicy(actions: actions.map(\.description), weights: weights)
+        let chosen = samples.map { policy.choose(vector: $0.x) }
+        let correct = zip(chosen, samples).filter { $0 == $1.label }.count
+        let tooCheap = zip(chosen, samples).filter { $0 < $1.label }.count
+        for (k, action) in actions.enumerated() {
+            let labelled = samples.filter { $0.label == k }.count
+            let picked = chosen.filter { $0 == k }.count
+            printError("\(action): label on \(labelled) frames, chosen on \(picked)")
+        }
+        printError(
+            "training accuracy \(correct)/\(samples.count); chose a cheaper action than the label on \(tooCheap)")
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(policy).write(to: URL(fileURLWithPath: output))
+        } catch {
+            printError("error: cannot write \(output): \(error)")
+            throw ExitCode(1)
+        }
+        print("wrote \(output)")
+    }
+}
+
+/// Multinomial logistic regression by full-batch gradient descent with a little L2, enough for a handful of
+/// features and a few hundred frames.
+enum SoftmaxRegression {
+    static func fit(_ samples: [(x: [Double], label: Int)], classes: Int, steps: Int = 3000, rate: Double = 0.5)
+        -> [[Double]]
+    {
+        guard let dims = samples.first?.x.count else { return Array(repeating: [], count: classes) }
+        var w = Array(repeating: Array(repeating: 0.0, count: dims), count: classes)
+        let n = Double(samples.count)
+        for _ in 0..<steps {
+            var grad = Array(repeating: Array(repeating: 0.0, count: dims), count: classes)
+            for (x, label) in samples {
+                let scores = w.map { row in zip(row, x).reduce(0) { $0 + $1.0 * $1.1 } }
+                let top = scores.max() ?? 0
+                let e = scores.map { exp($0 - top) }
+                let sum = e.reduce(0, +)
+                for c in 0..<classes {
+                    let g = e[c] / sum - (c == label ? 1 : 0)
+                    for d in 0..<dims { grad[c][d] += g * x[d] }
+                }
+            }
+            for c in 0..<classes {
+                for d in 0..<dims { w[c][d] -= rate * (grad[c][d] / n + 1e-3 * w[c][d]) }
+            }
+        }
+        return w
+    }
+}

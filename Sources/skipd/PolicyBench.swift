@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import PipelineKit
+import Plugins
+import SkipNet
+
+struct PolicyBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Run face-detection pipelines on a clip and compare each with dense full resolution on every frame.",
+        discussion: """
+            Each configuration is a chain of stages ending in `centerface`, run over the same decoded frames. \
+            Columns: GMACs/frame (convolutions the model stages executed, plus the policy's own), its ratio to \
+            dense, ms/frame (wall clock of the whole chain over the frames), and agreement of the detections with \
+            dense full resolution on every frame, matched one-to-one at IoU ≥ 0.5: precision, recall, mean IoU. \
+            The policy's action histogram follows the table. \
+            --add NAME=STAGES adds a configuration ({model} expands to the model properties).
+            """)
+
+    @Option(help: "ONNX model (CenterFace).") var model: String
+    @Option(help: "Video file.") var video: String
+    @Option(help: "Upscale the clip by this factor with GStreamer's videoscale (2: vtest.avi at 1536×1152).")
+    var scale = 1
+    @Option(help: "Model input WxH at full resolution (default: the frame size; carphone: 192x160).")
+    var inputSize: String?
+    @Option(help: "Frames (default: the whole clip).") var frames = Int.max
+    @Option(help: "BLAS threads.") var threads = 1
+    @Option(help: "Comma-separated configurations to run (default: all built-in).") var only: String?
+    @Option(help: "An extra configuration NAME=STAGES (repeatable).") var add: [String] = []
+
+    /// The built-in configurations: the dense reference first, then the baselines, then skipd's.
+    static func configurations(model m: String) -> [(name: String, stages: String)] {
+        let gate = "residual threshold=12 block=16 ! gate refresh=300"
+        return [
+            ("dense", "model \(m) ! centerface"),
+            ("interval-2", "interval n=2 ! model \(m) ! centerface"),
+            ("interval-4", "interval n=4 ! model \(m) ! centerface"),
+            ("skipconv", "\(gate) ! skipconv \(m) input-threshold=4 ! centerface"),
+            ("skipconv-8", "\(gate) ! skipconv \(m) input-threshold=8 ! centerface"),
+            ("policy", "\(gate) ! policy ! model \(m) ! centerface"),
+            ("skipconv+policy", "\(gate) ! policy ! skipconv \(m) input-threshold=4 ! centerface"),
+            (
+                "skipconv+policy+fusion",
+                "\(gate) ! policy ! skipconv \(m) input-threshold=4 ! fusion unit=s+st ! centerface"
+            ),
+        ]
+    }
+
+    struct Result {
+        var name: String
+        var macs: Double
+        var seconds: Double
+        var agreement: DetectionAgreement
+        var detections: Int
+        var actions: [String: Int]
+    }
+
+    func run() async throws {
+        guard scale >= 1, frames > 0, threads > 0 else { throw ValidationError("scale, frames, threads must be > 0") }
+        if let inputSize, ModelInput.size(inputSize) == nil { throw ValidationError("--input-size must be WxH") }
+        guard FileManager.default.fileExists(atPath: model) else {
+            printError("error: \(model) does not exist")
+            throw ExitCode(2)
+        }
+        let modelProperties =
+            "model=\(PropertySyntax.quoted(model)) threads=\(threads)" + (inputSize.map { " input-size=\($0)" } ?? "")
+        var configs = Self.configurations(model: modelProperties)
+        for extra in add {
+            guard let eq = extra.firstIndex(of: "="), eq != extra.startIndex else {
+                throw ValidationError("--add takes NAME=STAGES, got '\(extra)'")
+            }
+            let stages = extra[extra.index(after: eq)...].replacingOccurrences(of: "{model}", with: modelProperties)
+            configs.append((String(extra[..<eq]), stages))
+        }
+        if let only {
+            let names = Set(only.split(separator: ",").map(String.init) + ["dense"])
+            let unknown = names.subtracting(configs.map(\.name))
+            guard unknown.isEmpty else {
+                throw ValidationError("unknown configuration(s) \(unknown.sorted()); have \(configs.map(\.name))")
+            }
+            configs = configs.filter { names.contains($0.name) }
+        }
+        let chains: [(name: String, chain: StageChain)]
+        do {
+            chains = try configs.map { ($0.name, try StageChain($0.stages, registry: .standard)) }
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let images: [VideoImage]
+        do {
+            printError("decoding \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
+            images = try await ClipFrames.decode(video, limit: frames, scale: scale)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let input = images.enumerated().map { i, image in
+            Frame(index: i, pts: UInt64(i) * 40_000_000, image: image)
+        }
+        var reference: [[Detection]] = []
+        var results: [Result] = []
+        for (name, chain) in chains {
+            printError("running \(name) on \(input.count) frames…")
+            let started = ContinuousClock.now
+            let out: [Frame]
+            do {
+                out = try await chain.run(input)
+            } catch {
+                printError("error: \(name): \(error)")
+                throw ExitCode(1)
+            }
+            let seconds = (ContinuousClock.now - started).seconds
+            let detections = out.map { $0.metadata[Detections.Key.self]?.items ?? [] }
+            if reference.isEmpty { reference = detections }
+            var agreement = DetectionAgreement()
+            for (r, c) in zip(reference, detections) {
+                agreement = agreement + DetectionAgreement(reference: r, candidate: c)
+            }
+            var macs = 0
+            var actions: [String: Int] = [:]
+            for frame in out {
+                macs += frame.metadata[ComputeCost.Key.self]?.executedMACs ?? 0
+                if let decision = frame.metadata[PolicyDecision.Key.self] {
+                    macs += decision.macs
+                    actions[decision.carried ? "skipped" : decision.action.description, default: 0] += 1
+                }
+            }
+            let n = Double(max(1, out.count))
+            let result = Result(
+                name: name, macs: Double(macs) / n, seconds: seconds / n, agreement: agreement,
+                detections: detections.reduce(0) { $0 + $1.count }, actions: actions)
+            results.append(result)
+            printError(Self.row(result, dense: results[0]))
+        }
+        print(Self.report(results, frames: input.count))
+    }
+
+    static func row(_ r: Result, dense: Result) -> String {
+        r.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+            + String(
+                format: " %8.3f %6.3f %9.1f %7.3f %7.3f %6.3f %7d", r.macs / 1e9, r.macs / max(1, dense.macs),
+                r.seconds * 1e3, r.agreement.precision, r.agreement.recall, r.agreement.meanIoU, r.detections)
+    }
+
+    static func report(_ results: [Result], frames: Int) -> String {
+        guard let dense = results.first else { return "" }
+        var lines = [
+            "\(frames) frames; detections matched to dense full resolution at IoU ≥ 0.5",
+            "configuration              GMAC/f ×dense  ms/frame    prec  recall    IoU   faces",
+        ]
+        lines += results.map { row($0, dense: dense) }
+        for r in results where !r.actions.isEmpty {
+            let histogram = r.actions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+            lines.append("actions \(r.name): \(histogram.joined(separator: ", "))")
+        }
+        let baselines = ["dense", "interval-2", "interval-4"]
+        let ours = results.filter { !baselines.contains($0.name) }
+        if let interval = results.first(where: { $0.name == "interval-2" }) {
+            let affordable = ours.filter { $0.macs <= interval.macs * 1.0001 }
+            if let best = affordable.max(by: {
+                min($0.agreement.precision, $0.agreement.recall)
+                    < min($1.agreement.precision, $1.agreement.recall)
+            }) {
+                let wins =
+                    best.agreement.precision > interval.agreement.precision
+                    && best.agreement.recall > interval.agreement.recall
+                lines.append(
+                    String(
+                        format: "at ≤ interval-2's %.3f GMAC/f: best %@ precision %.3f recall %.3f vs %.3f %.3f: %@",
+                        interval.macs / 1e9, best.name as NSString, best.agreement.precision, best.agreement.recall,
+                        interval.agreement.precision, interval.agreement.recall,
+                        (wins ? "higher on both" : "NOT higher on both") as NSString))
+            } else {
+                lines.append(
+                    String(format: "no skipd configuration at ≤ interval-2's %.3f GMAC/f", interval.macs / 1e9))
+            }
+        }
+        let good = ours.filter { $0.agreement.precision >= 0.95 && $0.agreement.recall >= 0.95 }
+        if let cheapest = good.min(by: { $0.macs < $1.macs }) {
+            lines.append(
+                String(
+                    format: "lowest GMAC/f with precision and recall ≥ 0.95: %@ %.3f (%.1f%% of dense; target ≤ 50%%)",
+                    cheapest.name as NSString, cheapest.macs / 1e9, 100 * cheapest.macs / max(1, dense.macs)))
+        } else {
+            lines.append("no skipd configuration keeps precision and recall ≥ 0.95")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
