@@ -50,15 +50,22 @@ public final class PixelStorage: @unchecked Sendable {
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: baseAddress, count: count) }
 
-    /// A new reference to the GStreamer buffer behind these pixels (which keeps its own timestamps), or a new
-    /// buffer holding a copy of them stamped with `pts`.
-    func makeGstBuffer(pts: UInt64?) -> UnsafeMutablePointer<GstBuffer>? {
+    /// A new reference to the GStreamer buffer behind these pixels (which keeps its own timestamps, and takes
+    /// `duration` only if it has none), or a new buffer holding a copy of them stamped with `pts` and `duration`.
+    func makeGstBuffer(pts: UInt64?, duration: UInt64?) -> UnsafeMutablePointer<GstBuffer>? {
         switch owner {
         case .gstreamer(let buffer, _):
-            return swgst_buffer_ref(buffer)
+            let ref = swgst_buffer_ref(buffer)!
+            guard let duration, ref.pointee.duration == GstClockTime.max else { return ref }
+            // Shared, so not writable: make_writable copies the metadata and shares the memory (no pixel copy).
+            let object = gst_mini_object_make_writable(UnsafeMutablePointer(OpaquePointer(ref)))
+            let writable = UnsafeMutablePointer<GstBuffer>(OpaquePointer(object))
+            writable?.pointee.duration = GstClockTime(duration)
+            return writable
         case .allocated:
             let buffer = gst_buffer_new_memdup(baseAddress, gsize(count))
             buffer?.pointee.pts = pts.map { GstClockTime($0) } ?? GstClockTime.max
+            buffer?.pointee.duration = duration.map { GstClockTime($0) } ?? GstClockTime.max
             return buffer
         }
     }
