@@ -14,7 +14,8 @@ struct PolicyBench: AsyncParsableCommand {
             dense, ms/frame (wall clock of the whole chain over the frames), and agreement of the detections with \
             dense full resolution on every frame, matched one-to-one at IoU ≥ 0.5: precision, recall, mean IoU. \
             The policy's action histogram follows the table. \
-            --add NAME=STAGES adds a configuration ({model} expands to the model properties).
+            --add NAME=STAGES adds a configuration ({model} expands to the model properties, {gate} to the \
+            residual and gate stages of the built-in skipd configurations).
             """)
 
     @Option(help: "ONNX model (CenterFace).") var model: String
@@ -25,24 +26,25 @@ struct PolicyBench: AsyncParsableCommand {
     var inputSize: String?
     @Option(help: "Frames (default: the whole clip).") var frames = Int.max
     @Option(help: "BLAS threads.") var threads = 1
-    @Option(help: "Comma-separated configurations to run (default: all built-in).") var only: String?
-    @Option(help: "An extra configuration NAME=STAGES (repeatable).") var add: [String] = []
+    @Option(help: "Comma-separated built-in configurations to run (default: all; dense always runs).") var only: String?
+    @Option(help: "An extra configuration NAME=STAGES (repeatable; always runs).") var add: [String] = []
 
     /// The built-in configurations: the dense reference first, then the baselines, then skipd's.
+    static let gate = "residual threshold=12 block=16 ! gate refresh=300"
+
     static func configurations(model m: String) -> [(name: String, stages: String)] {
-        let gate = "residual threshold=12 block=16 ! gate refresh=300"
+        let gate = Self.gate
+        // skipconv-lite: coarser input threshold and the deeper layers gated at 0.05 × their RMS.
+        let lite = "skipconv \(m) input-threshold=8 threshold=0.05"
         return [
             ("dense", "model \(m) ! centerface"),
             ("interval-2", "interval n=2 ! model \(m) ! centerface"),
             ("interval-4", "interval n=4 ! model \(m) ! centerface"),
             ("skipconv", "\(gate) ! skipconv \(m) input-threshold=4 ! centerface"),
-            ("skipconv-8", "\(gate) ! skipconv \(m) input-threshold=8 ! centerface"),
+            ("skipconv-lite", "\(gate) ! \(lite) ! centerface"),
             ("policy", "\(gate) ! policy ! model \(m) ! centerface"),
-            ("skipconv+policy", "\(gate) ! policy ! skipconv \(m) input-threshold=4 ! centerface"),
-            (
-                "skipconv+policy+fusion",
-                "\(gate) ! policy ! skipconv \(m) input-threshold=4 ! fusion unit=s+st ! centerface"
-            ),
+            ("skipconv-lite+policy", "\(gate) ! policy ! \(lite) ! centerface"),
+            ("skipconv-lite+policy+fusion", "\(gate) ! policy ! \(lite) ! fusion unit=s+st ! centerface"),
         ]
     }
 
@@ -65,13 +67,6 @@ struct PolicyBench: AsyncParsableCommand {
         let modelProperties =
             "model=\(PropertySyntax.quoted(model)) threads=\(threads)" + (inputSize.map { " input-size=\($0)" } ?? "")
         var configs = Self.configurations(model: modelProperties)
-        for extra in add {
-            guard let eq = extra.firstIndex(of: "="), eq != extra.startIndex else {
-                throw ValidationError("--add takes NAME=STAGES, got '\(extra)'")
-            }
-            let stages = extra[extra.index(after: eq)...].replacingOccurrences(of: "{model}", with: modelProperties)
-            configs.append((String(extra[..<eq]), stages))
-        }
         if let only {
             let names = Set(only.split(separator: ",").map(String.init) + ["dense"])
             let unknown = names.subtracting(configs.map(\.name))
@@ -79,6 +74,14 @@ struct PolicyBench: AsyncParsableCommand {
                 throw ValidationError("unknown configuration(s) \(unknown.sorted()); have \(configs.map(\.name))")
             }
             configs = configs.filter { names.contains($0.name) }
+        }
+        for extra in add {
+            guard let eq = extra.firstIndex(of: "="), eq != extra.startIndex else {
+                throw ValidationError("--add takes NAME=STAGES, got '\(extra)'")
+            }
+            let stages = extra[extra.index(after: eq)...].replacingOccurrences(of: "{model}", with: modelProperties)
+                .replacingOccurrences(of: "{gate}", with: Self.gate)
+            configs.append((String(extra[..<eq]), stages))
         }
         let chains: [(name: String, chain: StageChain)]
         do {
@@ -137,7 +140,7 @@ struct PolicyBench: AsyncParsableCommand {
     }
 
     static func row(_ r: Result, dense: Result) -> String {
-        r.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+        r.name.padding(toLength: 28, withPad: " ", startingAt: 0)
             + String(
                 format: " %8.3f %6.3f %9.1f %7.3f %7.3f %6.3f %7d", r.macs / 1e9, r.macs / max(1, dense.macs),
                 r.seconds * 1e3, r.agreement.precision, r.agreement.recall, r.agreement.meanIoU, r.detections)
@@ -147,7 +150,7 @@ struct PolicyBench: AsyncParsableCommand {
         guard let dense = results.first else { return "" }
         var lines = [
             "\(frames) frames; detections matched to dense full resolution at IoU ≥ 0.5",
-            "configuration              GMAC/f ×dense  ms/frame    prec  recall    IoU   faces",
+            "configuration                  GMAC/f ×dense  ms/frame    prec  recall    IoU   faces",
         ]
         lines += results.map { row($0, dense: dense) }
         for r in results where !r.actions.isEmpty {

@@ -143,4 +143,54 @@ import Testing
         #expect(result.stderr.contains("795 frames"))
         #expect(result.stderr.contains("median changed-block fraction"))
     }
+
+    /// On 12 carphone frames at 192×160: dense agrees with itself, and interval-2 runs the model on 6 of 12 frames
+    /// at the same size, so it costs exactly half the dense MACs.
+    @Test func benchPolicyComparesEachConfigurationWithDense() throws {
+        let clip = Self.root.appendingPathComponent("assets/carphone_pristine.mp4")
+        try #require(FileManager.default.fileExists(atPath: clip.path), "run scripts/fetch-assets")
+        let result = try skipd(
+            "bench", "policy", "--model", "assets/centerface.onnx", "--video", "assets/carphone_pristine.mp4",
+            "--input-size", "192x160", "--frames", "12", "--only", "interval-2",
+            "--add", "mine={gate} ! policy scales=1,0.5 ! skipconv {model} ! centerface")
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let dense = try #require(rows.first { $0.first == "dense" })
+        #expect(dense[2] == "1.000" && dense[4] == "1.000" && dense[5] == "1.000")
+        let interval = try #require(rows.first { $0.first == "interval-2" })
+        #expect(interval[2] == "0.500")
+        #expect(rows.contains { $0.first == "mine" })
+        #expect(result.stdout.contains("actions mine:"))
+        #expect(result.stdout.contains("lowest GMAC/f with precision and recall ≥ 0.95"))
+    }
+
+    @Test func benchPolicyRejectsAnUnknownConfiguration() throws {
+        let result = try skipd(
+            "bench", "policy", "--model", "assets/centerface.onnx", "--video", "assets/vtest.avi", "--only", "fast")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("unknown configuration(s) [\"fast\"]"))
+    }
+
+    /// fit-policy writes a file the policy stage loads: actions cheapest first, one weight row each.
+    @Test func fitPolicyWritesAPolicyThePolicyStageLoads() throws {
+        let clip = Self.root.appendingPathComponent("assets/carphone_pristine.mp4")
+        try #require(FileManager.default.fileExists(atPath: clip.path), "run scripts/fetch-assets")
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("p.json").path
+        let result = try skipd(
+            "fit-policy", "--model", "assets/centerface.onnx", "--video", "assets/carphone_pristine.mp4",
+            "--input-size", "192x160", "--frames", "10", "--scales", "0.5", "--output", policy)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("training accuracy"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: policy)))
+        let object = try #require(json as? [String: Any])
+        #expect(object["actions"] as? [String] == ["skip2", "0.5", "1"])
+        #expect((object["weights"] as? [[Double]])?.count == 3)
+        let pipeline = dir.appendingPathComponent("p.pipeline").path
+        try "videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=64,height=64 ! residual ! policy model=\(policy)"
+            .write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let run = try skipd("run", pipeline)
+        #expect(run.status == 0, "\(run.stderr)")
+    }
 }
