@@ -14,7 +14,8 @@ import PipelineKit
 /// (`centerface` posts the smallest on the run's feedback board), which reports a frame only after the links
 /// between them have drained: hence the memory. A smaller scale is taken only after `dwell` frames at the current one, a
 /// larger at once. On a live source a link to the model at least half full forces the next cheaper action.
-/// `model=FILE` (from `skipd fit-policy`) replaces the rule with a learned linear policy over the same features.
+/// `model=FILE` (from `skipd fit-policy`) replaces the rule with a learned linear policy over the same features
+/// (still at most `max-skips` skip decisions in a row).
 /// Deterministic. Skipped frames are marked `Frame.skipped`; later model stages reuse their outputs and keep
 /// separate skip-conv state per scale. Attaches a ``PolicyDecision``.
 public struct Policy: Stage {
@@ -27,7 +28,9 @@ public struct Policy: Stage {
             .int("skip", default: 2, range: 0...64, "frames one skip decision covers; 0: never skip"),
             .double("skip-below", default: 0.002, range: 0...1, "changed-block fraction below which frames skip"),
             .int("max-skips", default: 2, range: 1...1000, "skip decisions in a row before a frame must run"),
-            .double("cut", default: 0.6, range: 0...1, "changed fraction above which the frame runs at full size"),
+            .double(
+                "cut", default: 0.9, range: 0...1,
+                "changed fraction above which the frame runs at full size (a new scene; a moving camera changes ~70 %)"),
             .double("min-face", default: 24, range: 0...10000, "smallest face height, frame px, a scale must keep"),
             .int("probe", default: 8, range: 1...10000, "with no face seen, full size every this many frames"),
             .int("dwell", default: 4, range: 1...10000, "frames at a scale before a smaller one may be taken"),
@@ -109,7 +112,13 @@ public struct Policy: Stage {
                 action: .skip(1), carried: true, features: features.vector, macs: 0)
             return frame
         }
-        var action = learned.map { $0.actions[$0.policy.choose(features)] } ?? rule(features)
+        var action: PolicyDecision.Action
+        if let (policy, actions) = learned {
+            // The same cap as the rule's: a learned policy must not skip forever either.
+            action = actions[policy.choose(features) { !actions[$0].skips || skipsInRow < maxSkips }]
+        } else {
+            action = rule(features)
+        }
         if depth >= 0.5 { action = cheaper(than: action) }
         switch action {
         case .skip(let k):

@@ -80,20 +80,23 @@ public struct LinearPolicy: Sendable, Codable, Equatable {
     }
 
     /// Index of the best-scoring action.
-    public func choose(_ features: PolicyFeatures) -> Int { choose(vector: features.vector) }
+    public func choose(_ features: PolicyFeatures, allowed: (Int) -> Bool = { _ in true }) -> Int {
+        choose(vector: features.vector, allowed: allowed)
+    }
 
-    /// Index of the best-scoring action for a feature vector (``PolicyFeatures/vector``).
-    public func choose(vector x: [Double]) -> Int {
+    /// Index of the best-scoring `allowed` action for a feature vector (``PolicyFeatures/vector``); the best of all
+    /// when none is allowed.
+    public func choose(vector x: [Double], allowed: (Int) -> Bool = { _ in true }) -> Int {
         var best = 0
         var bestScore = -Double.infinity
-        for (k, row) in weights.enumerated() {
+        for (k, row) in weights.enumerated() where allowed(k) {
             let score = zip(row, x).reduce(0) { $0 + $1.0 * $1.1 }
             if score > bestScore {
                 best = k
                 bestScore = score
             }
         }
-        return best
+        return bestScore == -Double.infinity && !weights.isEmpty ? choose(vector: x) : best
     }
 
     public var macs: Int { weights.count * features.count }

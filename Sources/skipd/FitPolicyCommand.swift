@@ -9,10 +9,11 @@ struct FitPolicyCommand: AsyncParsableCommand {
         commandName: "fit-policy",
         abstract: "Learn a resolution/skip policy for the policy stage from a clip of your own camera, without labels.",
         discussion: """
-            The model runs densely on every frame at each --scales entry; full resolution is the reference. A \
-            frame's label is the cheapest action whose detections agree with the reference (F1 at IoU ≥ 0.5 of at \
-            least --agreement; a frame with no faces either way agrees): skip-K reuses the previous frame's \
-            detections for K frames, a scale runs the model at that scale. A softmax regression over the policy's \
+            The model runs densely on every frame at each --scales entry; full resolution is the reference. \
+            Walking the clip as the policy would, each decision is labelled with the cheapest action whose \
+            detections agree with the reference (F1 at IoU ≥ 0.5 of at least --agreement; no faces either way \
+            agrees): skip-K reuses the detections of the frame that last ran for the next K frames (at most \
+            --max-skips in a row), a scale runs the model at that scale on this frame. A softmax regression over the policy's \
             features (residual change and energy, smallest face last seen, queue) is fitted to the labels and \
             written as JSON for `policy model=FILE`. Progress goes to stderr.
             """)
@@ -21,16 +22,19 @@ struct FitPolicyCommand: AsyncParsableCommand {
     @Option(help: "Video file from the camera the policy is for.") var video: String
     @Option(help: "Upscale the clip by this factor with GStreamer's videoscale.") var scale = 1
     @Option(help: "Model input WxH at full resolution (default: the frame size).") var inputSize: String?
-    @Option(help: "Frames from the start of the clip.") var frames = 300
+    @Option(help: "Frames to learn from.") var frames = 300
+    @Option(help: "Frames of the clip to pass over first (e.g. to keep a benchmark's frames out of the fit).")
+    var from = 0
     @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Scales to choose from (1 is always included).") var scales = "1,0.5"
     @Option(help: "Frames a skip action covers (0: no skip action).") var skip = 2
+    @Option(help: "Skip decisions in a row before a frame must run (the policy stage's max-skips).") var maxSkips = 2
     @Option(help: "Per-frame detection F1 an action must reach to be acceptable.") var agreement = 0.9
     @Option(help: "Policy file to write.") var output: String
 
     func validate() throws {
-        guard scale >= 1, frames >= 2, threads > 0, skip >= 0 else {
-            throw ValidationError("scale and threads must be positive, frames ≥ 2, skip ≥ 0")
+        guard scale >= 1, frames >= 2, from >= 0, threads > 0, skip >= 0, maxSkips >= 1 else {
+            throw ValidationError("scale and threads must be positive, frames ≥ 2, skip ≥ 0, max-skips ≥ 1")
         }
         guard agreement > 0, agreement <= 1 else { throw ValidationError("--agreement must be in (0, 1]") }
         if let inputSize, ModelInput.size(inputSize) == nil { throw ValidationError("--input-size must be WxH") }
@@ -48,8 +52,9 @@ struct FitPolicyCommand: AsyncParsableCommand {
         let scaleList = Array(Set(scales.split(separator: ",").compactMap { Double($0) } + [1])).sorted(by: >)
         let images: [VideoImage]
         do {
-            printError("decoding \(frames) frames of \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
-            images = try await ClipFrames.decode(video, limit: frames, scale: scale)
+            printError("decoding \(frames) frames of \(video) from \(from)\(scale > 1 ? " at ×\(scale)" : "")…")
+            images = Array(try await ClipFrames.decode(video, limit: from + frames, scale: scale).dropFirst(from))
+            guard images.count >= 2 else { throw ClipError("\(video) has no 2 frames after the first \(from)") }
         } catch {
             printError("error: \(error)")
             throw ExitCode(2)
@@ -82,20 +87,34 @@ struct FitPolicyCommand: AsyncParsableCommand {
             let total = 2 * a.matched + a.extra + a.missed
             return total == 0 || Double(2 * a.matched) / Double(total) >= agreement
         }
+        // Labels along the path the policy itself would take: a skip reuses what last ran (not the previous
+        // frame's reference), and at most --max-skips skip decisions follow each other, as in the stage.
         var samples: [(x: [Double], label: Int)] = []
-        for t in 1..<input.count where t < residuals.count {
+        var last = reference[0]
+        var skipsInRow = 0
+        var t = 1
+        while t < min(input.count, residuals.count) {
             let label =
                 actions.indices.first { k in
                     switch actions[k] {
                     case .skip(let n):
-                        return (t..<min(t + n, input.count)).allSatisfy { agrees(reference[$0], reference[t - 1]) }
+                        return skipsInRow < maxSkips
+                            && (t..<min(t + n, input.count)).allSatisfy { agrees(reference[$0], last) }
                     case .scale(let s):
                         return agrees(reference[t], detections[scaleList.firstIndex(of: s) ?? 0][t])
                     }
                 } ?? actions.count - 1
-            let smallest = reference[t - 1].map { Double($0.height) }.min()
-            let features = PolicyFeatures(residual: residuals[t], smallestFace: smallest, queue: 0)
-            samples.append((features.vector, label))
+            let smallest = last.map { Double($0.height) }.min()
+            samples.append((PolicyFeatures(residual: residuals[t], smallestFace: smallest, queue: 0).vector, label))
+            switch actions[label] {
+            case .skip(let n):
+                skipsInRow += 1
+                t += n
+            case .scale(let s):
+                skipsInRow = 0
+                last = detections[scaleList.firstIndex(of: s) ?? 0][t]
+                t += 1
+            }
         }
         let weights = SoftmaxRegression.fit(samples, classes: actions.count)
         let policy = LinearPolicy(actions: actions.map(\.description), weights: weights)

@@ -168,12 +168,14 @@ struct PolicyBench: AsyncParsableCommand {
                 let wins =
                     best.agreement.precision > interval.agreement.precision
                     && best.agreement.recall > interval.agreement.recall
+                let perfect = interval.agreement.precision == 1 && interval.agreement.recall == 1
+                let verdict =
+                    wins ? "higher on both" : perfect ? "interval-2 is already perfect here" : "NOT higher on both"
                 lines.append(
                     String(
                         format: "at ≤ interval-2's %.3f GMAC/f: best %@ precision %.3f recall %.3f vs %.3f %.3f: %@",
                         interval.macs / 1e9, best.name as NSString, best.agreement.precision, best.agreement.recall,
-                        interval.agreement.precision, interval.agreement.recall,
-                        (wins ? "higher on both" : "NOT higher on both") as NSString))
+                        interval.agreement.precision, interval.agreement.recall, verdict as NSString))
             } else {
                 lines.append(
                     String(format: "no skipd configuration at ≤ interval-2's %.3f GMAC/f", interval.macs / 1e9))

@@ -106,11 +106,11 @@ import Testing
     }
 
     @Test func stopEndsTheStreamCleanly() async throws {
-        // A live source defaults to drop-oldest links; on a loaded machine that legitimately drops frames, so the
-        // link blocks here and every frame up to the stop must arrive, in order.
+        // A live source defaults to drop-oldest links; on a loaded machine that legitimately drops frames, so both
+        // links block here and every frame up to the stop must arrive, in order.
         let plan = try plan(
             "videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=50/1,format=GRAY8 "
-                + "! channel overflow=block ! residual")
+                + "! channel overflow=block ! residual ! channel overflow=block")
         let stop = StopSignal()
         let collected = FrameCollector()
         let report = try await PipelineRunner(plan: plan).run(stop: stop) { frame in

@@ -337,7 +337,8 @@ import Testing
         Malformed(
             label: "no stage at all",
             text: "videotestsrc ! fakesink",
-            line: 1, column: 1, message: "no skipd stage in the pipeline: add one of gate, jsonsink, model, residual"),
+            line: 1, column: 1,
+            message: "no skipd stage in the pipeline: add one of centerface, fusion, gate, interval, jsonsink, model"),
         Malformed(
             label: "no stage at all, indented after a comment",
             text: """
