@@ -16,6 +16,9 @@ public struct PipelineRunner: Sendable {
     public var pollInterval: Duration = .milliseconds(100)
     /// How long the sink segment may take to flush after end-of-stream.
     public var sinkFlushTimeout: Duration = .seconds(30)
+    /// A source that delivers no frame for this long fails the run with ``WatchdogError`` (a hung camera puts
+    /// nothing on the bus); nil: wait forever.
+    public var watchdog: Duration?
     public var logger = Logger(label: "skipd.pipeline")
 
     public init(plan: PipelinePlan) {
@@ -75,7 +78,7 @@ public struct PipelineRunner: Sendable {
                     if let source {
                         try await Self.pump(
                             source, worker: sourceWorker, into: links[0], stop: stop, poll: pollInterval,
-                            count: framesIn)
+                            watchdog: watchdog, count: framesIn)
                     } else {
                         for frame in frames where !stop.isRequested {
                             try await links[0].send(frame)
@@ -131,16 +134,19 @@ public struct PipelineRunner: Sendable {
 
     private static func pump(
         _ source: SourceSegment, worker: BlockingWorker, into link: BoundedChannel<Frame>, stop: StopSignal,
-        poll: Duration, count: Counter
+        poll: Duration, watchdog: Duration?, count: Counter
     ) async throws {
         let timeout = poll.nanoseconds
+        var lastFrame = ContinuousClock.now
         while !stop.isRequested {
             try Task.checkCancellation()
             switch try await worker.run({ try source.pull(timeout: timeout) }) {
             case .frame(let frame):
                 count.increment()
+                lastFrame = .now
                 try await link.send(frame)
             case .timeout:
+                if let watchdog, ContinuousClock.now - lastFrame >= watchdog { throw WatchdogError(silence: watchdog) }
                 continue
             case .endOfStream:
                 return
@@ -184,6 +190,12 @@ public struct PipelineRunner: Sendable {
             sink.stop()
         }
     }
+}
+
+/// The source delivered no frame within the runner's watchdog.
+public struct WatchdogError: Error, Sendable, CustomStringConvertible {
+    public var silence: Duration
+    public var description: String { "no frame for \(silence) (watchdog)" }
 }
 
 /// Asks a running pipeline to end its stream cleanly (Ctrl-C in `skipd run`).

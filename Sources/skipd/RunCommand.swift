@@ -21,6 +21,15 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Log pipeline events (start, liveness, end of stream) to standard error.")
     var verbose = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "Keep a live source running: rebuild the pipeline after an error, end of stream or silence.",
+            discussion: "Runs until Ctrl-C; a file still ends at its end."))
+    var supervise = false
+
+    @Option(help: "With --supervise: seconds without a frame before the pipeline is rebuilt.")
+    var watchdog: Double = 5
+
     func run() async throws {
         if verbose { Skipd.logLevel.withLock { $0 = .info } }
         let planner = PipelinePlanner(registry: .standard)
@@ -40,6 +49,17 @@ struct RunCommand: AsyncParsableCommand {
         let stop = StopSignal()
         let interrupts = InterruptHandler { stop.request() }
         let progress = ProgressReporter(quiet: quiet)
+        if supervise {
+            guard watchdog > 0, watchdog.isFinite else { throw ValidationError("--watchdog must be positive") }
+            var settings = PipelineSupervisor.Settings()
+            settings.watchdog = .milliseconds(Int(watchdog * 1000))
+            let supervisor = PipelineSupervisor(plan: plan, settings: settings)
+            await supervisor.run(stop: stop, onOutput: progress.record)
+            withExtendedLifetime(interrupts) {}
+            progress.end()
+            printError("\(plan.file): stopped after \(supervisor.reconnects) rebuilds")
+            return
+        }
         let report: RunReport
         do {
             report = try await PipelineRunner(plan: plan).run(stop: stop, onOutput: progress.record)

@@ -1,0 +1,118 @@
+import Logging
+import Synchronization
+
+/// Keeps one pipeline running for as long as it is wanted: whenever its live source fails — a bus error, end of
+/// stream, or no frame within the watchdog — the whole pipeline is torn down and rebuilt from its plan (GStreamer's
+/// `rtspsrc` never reconnects, and toggling a failed pipeline back to PLAYING does not recover it), after an
+/// exponential backoff with jitter, forever. Every rebuild makes fresh stages, so skip-conv state starts over.
+///
+/// ```swift
+/// let supervisor = PipelineSupervisor(plan: plan)
+/// Task { await supervisor.run(stop: stop) }
+/// print(supervisor.state)   // running, or reconnecting (attempt 3: no frame for 5 seconds (watchdog))
+/// ```
+/// A file (not live) that reaches its end has simply finished; one that fails is reported and also retried.
+public final class PipelineSupervisor: Sendable {
+    public enum State: Sendable, Equatable, CustomStringConvertible {
+        case starting
+        case running
+        /// Waiting to rebuild after `attempt` consecutive failures, the last for `reason`.
+        case reconnecting(attempt: Int, reason: String)
+        /// The stream ended (a file), or `stop` was requested.
+        case finished
+
+        public var description: String {
+            switch self {
+            case .starting: "starting"
+            case .running: "running"
+            case .reconnecting(let attempt, let reason): "reconnecting (attempt \(attempt): \(reason))"
+            case .finished: "finished"
+            }
+        }
+    }
+
+    public struct Settings: Sendable {
+        /// No frame for this long counts as a failure.
+        public var watchdog: Duration = .seconds(5)
+        /// The first retry waits this long, each further one twice as long, up to `maximumBackoff`.
+        public var minimumBackoff: Duration = .seconds(1)
+        public var maximumBackoff: Duration = .seconds(30)
+        /// Each wait is stretched or shrunk at random by up to this fraction, so cameras behind one failed switch
+        /// are not all retried in the same instant.
+        public var jitter: Double = 0.2
+
+        public init() {}
+
+        /// The wait before rebuild number `attempt` (1-based), before jitter.
+        public func backoff(attempt: Int) -> Duration {
+            var wait = minimumBackoff
+            for _ in 1..<max(1, attempt) where wait < maximumBackoff { wait *= 2 }
+            return min(wait, maximumBackoff)
+        }
+    }
+
+    public let plan: PipelinePlan
+    public let settings: Settings
+    private let status = Mutex<(state: State, reconnects: Int)>((.starting, 0))
+    private let logger: Logger
+
+    public init(plan: PipelinePlan, settings: Settings = Settings(), logger: Logger = Logger(label: "skipd.supervisor"))
+    {
+        self.plan = plan
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public var state: State { status.withLock { $0.state } }
+    /// Rebuilds so far.
+    public var reconnects: Int { status.withLock { $0.reconnects } }
+
+    /// Runs and rebuilds the pipeline until `stop` is requested, the task is cancelled, or a file ends.
+    /// `onOutput` sees every frame leaving the last stage, across rebuilds.
+    public func run(stop: StopSignal, onOutput: @escaping @Sendable (Frame) -> Void = { _ in }) async {
+        var failures = 0
+        while !stop.isRequested && !Task.isCancelled {
+            let flowing = Flag()
+            var runner = PipelineRunner(plan: plan)
+            runner.watchdog = settings.watchdog
+            runner.logger = logger
+            let reason: String
+            do {
+                let report = try await runner.run(stop: stop) { frame in
+                    if flowing.raise() { self.status.withLock { $0.state = .running } }
+                    onOutput(frame)
+                }
+                if stop.isRequested || !report.live { break }
+                reason = "end of stream"
+            } catch {
+                if stop.isRequested || Task.isCancelled { break }
+                reason = error.description
+            }
+            // A run that delivered frames was healthy: the next failure starts the backoff over.
+            failures = flowing.isRaised ? 1 : failures + 1
+            status.withLock {
+                $0.state = .reconnecting(attempt: failures, reason: reason)
+                $0.reconnects += 1
+            }
+            let wait =
+                settings.backoff(attempt: failures) * Double.random(in: 1 - settings.jitter...1 + settings.jitter)
+            logger.warning(
+                "pipeline failed; rebuilding",
+                metadata: ["file": "\(plan.file)", "attempt": "\(failures)", "reason": "\(reason)", "wait": "\(wait)"])
+            // Sleep in short steps so a stop request is honoured promptly.
+            let until = ContinuousClock.now + wait
+            while ContinuousClock.now < until, !stop.isRequested, !Task.isCancelled {
+                try? await Task.sleep(for: min(.milliseconds(50), until - .now))
+            }
+        }
+        status.withLock { $0.state = .finished }
+    }
+}
+
+/// Set once, from any task.
+private final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    /// Sets the flag; true the first time.
+    func raise() -> Bool { !value.exchange(true, ordering: .relaxed) }
+    var isRaised: Bool { value.load(ordering: .relaxed) }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import PipelineKit
+import Synchronization
+import Testing
+
+/// The supervisor against real GStreamer sources that end, fall silent or cannot connect.
+@Suite struct PipelineSupervisorTests {
+    static let registry = StageRegistry([Pass.self])
+    static let caps = "video/x-raw,width=32,height=24,framerate=50/1,format=GRAY8"
+
+    private func supervisor(_ source: String, watchdog: Duration = .seconds(2)) throws -> PipelineSupervisor {
+        let plan = try PipelinePlanner(registry: Self.registry).plan(text: "\(source) ! pass", file: "t.pipeline")
+        var settings = PipelineSupervisor.Settings()
+        settings.watchdog = watchdog
+        settings.minimumBackoff = .milliseconds(50)
+        settings.maximumBackoff = .milliseconds(200)
+        return PipelineSupervisor(plan: plan, settings: settings)
+    }
+
+    /// Runs the supervisor until `done` holds (checked every 50 ms, at most `limit`), then stops it.
+    private func run(
+        _ supervisor: PipelineSupervisor, limit: Duration = .seconds(20), until done: (FrameCollector) -> Bool
+    ) async -> FrameCollector {
+        let stop = StopSignal()
+        let collected = FrameCollector()
+        let task = Task { await supervisor.run(stop: stop, onOutput: collected.append) }
+        let deadline = ContinuousClock.now + limit
+        while !done(collected), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        stop.request()
+        await task.value
+        return collected
+    }
+
+    @Test func backoffDoublesUpToTheMaximum() {
+        let settings = PipelineSupervisor.Settings()
+        #expect((1...7).map { settings.backoff(attempt: $0) } == [1, 2, 4, 8, 16, 30, 30].map { .seconds($0) })
+    }
+
+    /// A live stream that ends (a camera server that went away gives EOS over TCP) is rebuilt: each rebuild is a
+    /// fresh stream whose frames count from 0 again.
+    @Test func aLiveSourceThatEndsIsRebuilt() async throws {
+        let s = try supervisor("videotestsrc is-live=true num-buffers=5 ! \(Self.caps)")
+        let out = await run(s) { $0.frames.filter { $0.index == 0 }.count >= 3 }
+        #expect(out.frames.filter { $0.index == 0 }.count >= 3)
+        #expect(s.reconnects >= 2)
+        #expect(s.state == .finished)
+    }
+
+    /// A source that delivers nothing and reports nothing (a hung camera) trips the watchdog, again and again,
+    /// with the attempt count rising while no frame arrives.
+    @Test func aSilentSourceTripsTheWatchdog() async throws {
+        let s = try supervisor(
+            "videotestsrc is-live=true ! \(Self.caps) ! valve drop=true", watchdog: .milliseconds(300))
+        let states = Mutex<[PipelineSupervisor.State]>([])
+        let out = await run(s) { _ in
+            let state = s.state
+            states.withLock { if $0.last != state { $0.append(state) } }
+            if case .reconnecting(let attempt, _) = state { return attempt >= 3 }
+            return false
+        }
+        #expect(out.count == 0)
+        let seen = states.withLock { $0 }
+        let attempts = seen.compactMap { state -> Int? in
+            if case .reconnecting(let attempt, let reason) = state, reason.contains("watchdog") { return attempt }
+            return nil
+        }
+        #expect(attempts.starts(with: [1, 2, 3]), "\(seen)")
+    }
+
+    /// An unreachable camera at start-up is a state, not a crash: the supervisor keeps retrying.
+    @Test func anUnreachableCameraIsRetried() async throws {
+        let s = try supervisor(
+            "rtspsrc location=rtsp://127.0.0.1:9/none protocols=tcp latency=200 ! rtph264depay ! avdec_h264 "
+                + "! videoconvert ! video/x-raw,format=GRAY8")
+        _ = await run(s) { _ in s.reconnects >= 2 }
+        #expect(s.reconnects >= 2)
+    }
+
+    @Test func aFileThatEndsHasFinished() async throws {
+        let s = try supervisor("videotestsrc num-buffers=5 ! \(Self.caps)")
+        let collected = FrameCollector()
+        await s.run(stop: StopSignal(), onOutput: collected.append)
+        #expect(collected.frames.map(\.index) == [0, 1, 2, 3, 4])
+        #expect(s.reconnects == 0 && s.state == .finished)
+    }
+}
+
+/// Passes frames on unchanged.
+struct Pass: Stage {
+    static let info = StageInfo(name: "pass", summary: "passes frames on", example: "pass")
+    init(properties: StageProperties) {}
+    mutating func process(_ frame: Frame) async throws -> Frame? { frame }
+}
