@@ -54,7 +54,26 @@ struct RunCommand: AsyncParsableCommand {
             var settings = PipelineSupervisor.Settings()
             settings.watchdog = .milliseconds(Int(watchdog * 1000))
             let supervisor = PipelineSupervisor(plan: plan, settings: settings)
-            await supervisor.run(stop: stop, onOutput: progress.record)
+            let systemd = SystemdNotifier()
+            let frames = SharedCount()
+            let heartbeat = Task {
+                systemd.notify("READY=1", "STATUS=\(plan.file): starting")
+                // WATCHDOG=1 only while the supervisor loop runs: a camera that is down is its job, not systemd's.
+                let every = systemd.watchdogInterval ?? .seconds(5)
+                while !Task.isCancelled, supervisor.state != .finished {
+                    systemd.notify(
+                        "WATCHDOG=1",
+                        "STATUS=\(plan.file): \(supervisor.state), \(frames.value) frames, "
+                            + "\(supervisor.reconnects) rebuilds")
+                    try? await Task.sleep(for: min(every, .seconds(5)))
+                }
+            }
+            await supervisor.run(stop: stop) { frame in
+                frames.increment()
+                progress.record(frame)
+            }
+            heartbeat.cancel()
+            systemd.notify("STOPPING=1")
             withExtendedLifetime(interrupts) {}
             progress.end()
             printError("\(plan.file): stopped after \(supervisor.reconnects) rebuilds")
@@ -74,22 +93,32 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Ctrl-C once ends the stream cleanly; twice exits at once.
+/// Ctrl-C (or systemd's SIGTERM) once ends the stream cleanly; twice exits at once.
 final class InterruptHandler {
-    private let source: any DispatchSourceSignal
+    private let sources: [any DispatchSourceSignal]
 
     init(onInterrupt: @escaping @Sendable () -> Void) {
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        let count = Atomic(0)
-        source.setEventHandler {
-            if count.add(1, ordering: .relaxed).newValue > 1 { exit(130) }
-            printError("\nstopping: finishing the stream (Ctrl-C again to quit at once)")
-            onInterrupt()
+        let count = SharedCount()
+        sources = [SIGINT, SIGTERM].map { signalNumber in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                if count.increment() > 1 { exit(128 + signalNumber) }
+                printError("\nstopping: finishing the stream (Ctrl-C again to quit at once)")
+                onInterrupt()
+            }
+            source.resume()
+            return source
         }
-        source.resume()
-        self.source = source
     }
 
-    deinit { source.cancel() }
+    deinit { for source in sources { source.cancel() } }
+}
+
+/// A counter shared between tasks and signal handlers.
+final class SharedCount: Sendable {
+    private let count = Atomic(0)
+    /// Adds one; the new value.
+    @discardableResult func increment() -> Int { count.add(1, ordering: .relaxed).newValue }
+    var value: Int { count.load(ordering: .relaxed) }
 }
