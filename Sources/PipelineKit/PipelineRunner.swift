@@ -245,10 +245,11 @@ public struct PipelineRunError: Error, Sendable, CustomStringConvertible {
         underlying = (error as? PipelineRunError)?.underlying ?? error
     }
 
+    /// Credentials in URLs (an RTSP camera's, in a GStreamer error) are redacted.
     public var description: String {
         switch underlying {
         case is CancellationError: "cancelled"
-        default: "\(underlying)"
+        default: "\(underlying)".redactingCredentials
         }
     }
 }

@@ -1,0 +1,7 @@
+extension String {
+    /// The text with the user and password of every URL replaced by `***` (`rtsp://admin:pw@cam/…` →
+    /// `rtsp://***@cam/…`): camera credentials must not reach logs, status lines or metrics.
+    public var redactingCredentials: String {
+        replacing(#/(?<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s"']+@/#) { "\($0.output.scheme)***@" }
+    }
+}
