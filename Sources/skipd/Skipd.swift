@@ -10,7 +10,7 @@ struct Skipd: AsyncParsableCommand {
         abstract: "Video analytics that computes only what changed.",
         subcommands: [
             RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self, BenchCommand.self,
-            CalibrateCommand.self, FitPolicyCommand.self,
+            CalibrateCommand.self, FitPolicyCommand.self, ServeCommand.self, ReloadCommand.self,
         ])
 
     /// Log level for loggers created from now on; `run --verbose` raises it before building its pipeline.

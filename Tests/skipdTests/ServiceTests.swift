@@ -15,8 +15,8 @@ import Testing
         // verify checks that ExecStart's binary exists: point it at the one under test.
         let unit = try String(
             contentsOf: Self.root.appendingPathComponent("packaging/systemd/skipd.service"), encoding: .utf8)
-        #expect(unit.contains("ExecStart=/usr/local/bin/skipd "))
-        let path = dir.appendingPathComponent("skipd@door.service")
+        #expect(unit.contains("ExecStart=/usr/local/bin/skipd serve "))
+        let path = dir.appendingPathComponent("skipd.service")
         try unit.replacingOccurrences(of: "/usr/local/bin/skipd", with: CLITests.binary.path)
             .write(to: path, atomically: true, encoding: .utf8)
         let process = Process()
