@@ -5,7 +5,8 @@ let package = Package(
     name: "skipd",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "skipd", targets: ["skipd"])
+        .executable(name: "skipd", targets: ["skipd"]),
+        .executable(name: "skipd-testcam", targets: ["skipd-testcam"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -13,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,7 +38,10 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))],
             linkerSettings: [.linkedLibrary("m")]
         ),
-        .target(name: "Plugins", dependencies: ["PipelineKit", "SkipNet"]),
+        .target(
+            name: "Plugins",
+            dependencies: ["PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .executableTarget(
             name: "skipd",
             dependencies: [
@@ -46,9 +51,23 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        .systemLibrary(
+            name: "CGStreamerRTSP",
+            pkgConfig: "gstreamer-rtsp-server-1.0",
+            providers: [.apt(["libgstrtspserver-1.0-dev"])]
+        ),
+        // A local RTSP camera (test pattern or file) for tests and for trying `rtspsrc` pipelines without one.
+        .executableTarget(
+            name: "skipd-testcam",
+            dependencies: [
+                "CGStreamer", "CGStreamerRTSP", "PipelineKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "PipelineKit", "SkipNet"]),
-        .testTarget(name: "skipdTests", dependencies: ["skipd"]),
+        // skipd-testcam is listed so its binary is built beside the test bundle (TestCamTests runs it).
+        .testTarget(name: "skipdTests", dependencies: ["skipd", "skipd-testcam"]),
         .testTarget(name: "SkipNetTests", dependencies: ["SkipNet"], exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]
