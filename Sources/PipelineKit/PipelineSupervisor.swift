@@ -79,7 +79,14 @@ public final class PipelineSupervisor: Sendable {
             let reason: String
             do {
                 let report = try await runner.run(stop: stop) { frame in
-                    if flowing.raise() { self.status.withLock { $0.state = .running } }
+                    if flowing.raise() {
+                        let rebuilds = self.status.withLock {
+                            $0.state = .running
+                            return $0.reconnects
+                        }
+                        self.logger.info(
+                            "frames flowing", metadata: ["file": "\(self.plan.file)", "rebuilds": "\(rebuilds)"])
+                    }
                     onOutput(frame)
                 }
                 if stop.isRequested || !report.live { break }

@@ -20,6 +20,8 @@ struct ServeCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
+        // A daemon's log is its journal: pipeline starts, stops and recoveries belong in it.
+        Skipd.logLevel.withLock { $0 = .info }
         let settings: ServeConfig
         do {
             if let config {

@@ -17,6 +17,7 @@ struct Skipd: AsyncParsableCommand {
     static let logLevel = Mutex(Logger.Level.warning)
 
     static func main() async {
+        unblockStopSignals()
         BLASSetup.reexecWithCoreTypeIfNeeded()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -34,6 +35,16 @@ struct Skipd: AsyncParsableCommand {
             exit(withError: error)
         }
     }
+}
+
+/// A parent may start skipd with SIGTERM, SIGINT and SIGHUP blocked (test runners, some supervisors); blocked, they
+/// would never reach the handlers that drain pipelines and reload, so unblock them first (before any thread exists
+/// that would inherit the mask, and before re-exec, which keeps it).
+private func unblockStopSignals() {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, signal) }
+    pthread_sigmask(SIG_UNBLOCK, &signals, nil)
 }
 
 /// Exit codes shared by the commands.

@@ -73,6 +73,53 @@ import Testing
         #expect(!a2.isEmpty && !d.isEmpty && a2.count < e.count && d.count < e.count)
     }
 
+    /// SIGTERM mid-run: the drain ends the stream, the sqlite sink commits what it holds, and every frame that
+    /// left the last stage is in the database; exit within 5 s.
+    @Test func sigtermKeepsEveryFrameResultInSQLite() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID())")
+        let pipelines = dir.appendingPathComponent("pipelines")
+        try FileManager.default.createDirectory(at: pipelines, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let database = dir.appendingPathComponent("results.sqlite").path
+        try """
+        videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=30/1,format=GRAY8
+          ! residual ! sqlite location=\(database) pipeline=cam batch=1000 interval=60000
+        """.write(to: pipelines.appendingPathComponent("cam.pipeline"), atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("skipd.toml")
+        try "pipelines = \"\(pipelines.path)\"\npidfile = \"\(dir.path)/skipd.pid\"\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = CLITests.binary
+        process.arguments = ["serve", "--config", config.path]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        let log = StderrLines(err)
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        #expect(try await log.wait(for: "serve: added cam") != nil)
+        try await Task.sleep(for: .seconds(1.5))
+        let sent = ContinuousClock.now
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(ContinuousClock.now - sent < .seconds(5))
+        // Nothing was committed before the drain (batch 1000, 60 s): every row comes from the SIGTERM path.
+        let line = try #require(log.text.split(separator: "\n").first { $0.contains("end of stream") })
+        let framesOut = try #require(line.split(separator: " ").first { $0.hasPrefix("frames-out=") })
+        let expected = try #require(Int(framesOut.dropFirst("frames-out=".count)))
+        #expect(expected > 10)
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [database, "SELECT count(*), min(frame), max(frame) FROM frames WHERE pipeline = 'cam'"]
+        let out = Pipe()
+        sqlite.standardOutput = out
+        try sqlite.run()
+        let rows = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        sqlite.waitUntilExit()
+        #expect(rows.trimmingCharacters(in: .whitespacesAndNewlines) == "\(expected)|0|\(expected - 1)")
+    }
+
     @Test func aBadConfigIsOneErrorWithItsLine() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
