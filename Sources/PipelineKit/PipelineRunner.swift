@@ -91,7 +91,7 @@ public struct PipelineRunner: Sendable {
                         let output = links[k + 1]
                         let context = StageContext(
                             outputDepth: { output.stats.depth }, outputCapacity: output.capacity, live: live,
-                            board: board)
+                            board: board, pipeline: StageContext.pipelineName(file: plan.file))
                         try await Self.runStage(spec, context: context, input: links[k], output: output)
                     }
                 }

@@ -51,19 +51,31 @@ public struct StageContext: Sendable {
     public var live: Bool
     /// Values later stages publish for earlier ones, one board per run.
     public var board: FeedbackBoard
+    /// The pipeline's name: its file's name without directory and `.pipeline` (`door` for
+    /// `/etc/skipd/pipelines/door.pipeline`), for results that must say where they came from.
+    public var pipeline: String
 
     public init(
-        outputDepth: @escaping @Sendable () -> Int, outputCapacity: Int, live: Bool, board: FeedbackBoard
+        outputDepth: @escaping @Sendable () -> Int, outputCapacity: Int, live: Bool, board: FeedbackBoard,
+        pipeline: String = "default"
     ) {
         self.outputDepth = outputDepth
         self.outputCapacity = outputCapacity
         self.live = live
         self.board = board
+        self.pipeline = pipeline
     }
 
     /// A context with an always-empty output and a board of its own (tools that drive a stage directly).
     public static func detached(board: FeedbackBoard = FeedbackBoard()) -> StageContext {
         StageContext(outputDepth: { 0 }, outputCapacity: 1, live: false, board: board)
+    }
+
+    /// `door` for `/etc/skipd/pipelines/door.pipeline`; `default` for text without a file.
+    public static func pipelineName(file: String) -> String {
+        let base = file.split(separator: "/").last.map(String.init) ?? file
+        let name = base.hasSuffix(".pipeline") ? String(base.dropLast(".pipeline".count)) : base
+        return name.isEmpty || name.hasPrefix("<") ? "default" : name
     }
 }
 

@@ -31,7 +31,7 @@ public struct SQLiteSink: Stage {
                 "location", default: defaultLocation(environment: ProcessInfo.processInfo.environment),
                 "database file, created with its parent directories; default: $STATE_DIRECTORY/results.sqlite "
                     + "(systemd StateDirectory=), else out/results.sqlite"),
-            .string("pipeline", default: "default", "name stored in every frame row"),
+            .string("pipeline", default: "file name", "name stored in every frame row (default: the pipeline file's)"),
             .int("batch", default: 30, range: 1...100_000, "frames per transaction"),
             .int("interval", default: 500, range: 1...3_600_000, "ms a frame may wait before its batch commits"),
         ])
@@ -50,7 +50,11 @@ public struct SQLiteSink: Stage {
     private let encoder = JSONEncoder()
 
     public init(properties: StageProperties) throws {
-        pipeline = properties.string("pipeline")
+        try self.init(properties: properties, context: .detached())
+    }
+
+    public init(properties: StageProperties, context: StageContext) throws {
+        pipeline = properties.isSet("pipeline") ? properties.string("pipeline") : context.pipeline
         // Opening and migrating block this task for a few milliseconds, once, before the first frame.
         writer = try ResultsWriter(
             location: properties.string("location"), batch: properties.int("batch"),

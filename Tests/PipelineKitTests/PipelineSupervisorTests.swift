@@ -31,6 +31,12 @@ import Testing
         return collected
     }
 
+    @Test func stagesLearnThePipelinesNameFromItsFile() {
+        #expect(StageContext.pipelineName(file: "/etc/skipd/pipelines/door.pipeline") == "door")
+        #expect(StageContext.pipelineName(file: "lobby") == "lobby")
+        #expect(StageContext.pipelineName(file: "<stages>") == "default")
+    }
+
     @Test func backoffDoublesUpToTheMaximum() {
         let settings = PipelineSupervisor.Settings()
         #expect((1...7).map { settings.backoff(attempt: $0) } == [1, 2, 4, 8, 16, 30, 30].map { .seconds($0) })

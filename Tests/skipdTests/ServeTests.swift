@@ -83,7 +83,7 @@ import Testing
         let database = dir.appendingPathComponent("results.sqlite").path
         try """
         videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=30/1,format=GRAY8
-          ! residual ! sqlite location=\(database) pipeline=cam batch=1000 interval=60000
+          ! residual ! sqlite location=\(database) batch=1000 interval=60000
         """.write(to: pipelines.appendingPathComponent("cam.pipeline"), atomically: true, encoding: .utf8)
         let config = dir.appendingPathComponent("skipd.toml")
         try "pipelines = \"\(pipelines.path)\"\npidfile = \"\(dir.path)/skipd.pid\"\n"
@@ -104,7 +104,8 @@ import Testing
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
         #expect(ContinuousClock.now - sent < .seconds(5))
-        // Nothing was committed before the drain (batch 1000, 60 s): every row comes from the SIGTERM path.
+        // Nothing was committed before the drain (batch 1000, 60 s): every row comes from the SIGTERM path. The
+        // rows are named after the pipeline's file (cam.pipeline) without a `pipeline=` property.
         let line = try #require(log.text.split(separator: "\n").first { $0.contains("end of stream") })
         let framesOut = try #require(line.split(separator: " ").first { $0.hasPrefix("frames-out=") })
         let expected = try #require(Int(framesOut.dropFirst("frames-out=".count)))
