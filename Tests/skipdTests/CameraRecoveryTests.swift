@@ -99,8 +99,8 @@ import Testing
         let steady = try Camera()
         let (serve, log) = try serve(["flaky": flaky.port, "steady": steady.port], in: dir)
         defer { if serve.isRunning { serve.terminate() } }
-        #expect(try await flowing(log, "flaky", count: 1, limit: .seconds(15)))
-        #expect(try await flowing(log, "steady", count: 1, limit: .seconds(15)))
+        #expect(try await flowing(log, "flaky", count: 1, limit: .seconds(60)))
+        #expect(try await flowing(log, "steady", count: 1, limit: .seconds(60)))
         var baseline: (fds: Int, threads: Int)?
         for cycle in 1...10 {
             flaky.kill()
@@ -137,7 +137,7 @@ import Testing
         let camera = try Camera()
         let (serve, log) = try serve(["cam": camera.port], in: dir)
         defer { if serve.isRunning { serve.terminate() } }
-        #expect(try await flowing(log, "cam", count: 1, limit: .seconds(15)))
+        #expect(try await flowing(log, "cam", count: 1, limit: .seconds(60)))
         camera.kill(SIGSTOP)
         // rtspsrc reports nothing for a hung server: only the 2 s watchdog notices.
         let deadline = ContinuousClock.now + .seconds(6)

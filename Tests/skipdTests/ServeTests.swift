@@ -41,7 +41,7 @@ import Testing
         let log = StderrLines(err)
         try process.run()
         defer { if process.isRunning { process.terminate() } }
-        #expect(try await log.wait(for: "serve: added a, b, c, e; 0 unchanged") != nil)
+        #expect(try await log.wait(for: "serve: added a, b, c, e; 0 unchanged", limit: .seconds(60)) != nil)
         try await Task.sleep(for: .seconds(1.5))
 
         try pipeline(out("a2")).write(to: file("a"), atomically: true, encoding: .utf8)
@@ -97,7 +97,7 @@ import Testing
         let log = StderrLines(err)
         try process.run()
         defer { if process.isRunning { process.terminate() } }
-        #expect(try await log.wait(for: "serve: added cam") != nil)
+        #expect(try await log.wait(for: "serve: added cam", limit: .seconds(60)) != nil)
         try await Task.sleep(for: .seconds(1.5))
         let sent = ContinuousClock.now
         process.terminate()

@@ -42,10 +42,12 @@ def decode_rgb(clip, max_frames=None, scale=1):
     lines = info.splitlines()
     width = int([l for l in lines if "Width:" in l][0].split(":")[1]) * scale
     height = int([l for l in lines if "Height:" in l][0].split(":")[1]) * scale
-    limit = ["!", "identity", f"eos-after={max_frames}"] if max_frames else []
+    # identity's eos-after lets N−1 or N buffers through depending on timing: ask for one more and cut.
+    limit = ["!", "identity", f"eos-after={max_frames + 1}"] if max_frames else []
     caps = f"video/x-raw,format=RGB,width={width},height={height}" if scale != 1 else "video/x-raw,format=RGB"
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "frames.rgb")
         subprocess.run(["gst-launch-1.0", "-q", "filesrc", f"location={clip}", "!", "decodebin", "!", "videoconvert",
                         "!", "videoscale", "!", caps, *limit, "!", "filesink", f"location={raw}"], check=True)
-        return np.fromfile(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+        frames = np.fromfile(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+        return frames[:max_frames] if max_frames else frames
