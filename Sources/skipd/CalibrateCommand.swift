@@ -53,14 +53,7 @@ struct CalibrateCommand: AsyncParsableCommand {
             throw Exit.invalidFile
         }
         let destination = output ?? URL(fileURLWithPath: model).deletingPathExtension().path + ".skip.json"
-        let images: [VideoImage]
-        do {
-            printError("decoding \(frames) frames of \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
-            images = try await ClipFrames.decode(video, limit: frames, scale: scale)
-        } catch {
-            printError("error: \(error)")
-            throw Exit.invalidFile
-        }
+        let images = try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)
         do {
             var base = SkipSettings()
             if let settings {

@@ -19,6 +19,29 @@ enum ClipFrames {
         return images
     }
 
+    /// ``decode(_:limit:scale:)`` for a command: a progress line first, the first `skipping` frames dropped, and a
+    /// clip that cannot be decoded is one error line and exit code 2.
+    static func decodeForCommand(_ video: String, limit: Int, scale: Int, skipping: Int = 0) async throws
+        -> [VideoImage]
+    {
+        let from = skipping > 0 ? " from frame \(skipping)" : ""
+        printError(
+            "decoding \(limit == .max ? "" : "\(limit) frames of ")\(video)\(from)\(scale > 1 ? " at ×\(scale)" : "")…")
+        do {
+            let images = Array(try await decode(video, limit: skipping + limit, scale: scale).dropFirst(skipping))
+            guard !images.isEmpty else { throw ClipError("\(video) has no frames after the first \(skipping)") }
+            return images
+        } catch {
+            printError("error: \(error)")
+            throw Exit.invalidFile
+        }
+    }
+
+    /// Decoded images as the frames of a 25 fps stream, for stage chains.
+    static func stream(_ images: [VideoImage]) -> [Frame] {
+        images.enumerated().map { Frame(index: $0, pts: UInt64($0) * 40_000_000, image: $1) }
+    }
+
     private static func frames(_ video: String, caps: String, limit: Int) async throws -> [VideoImage] {
         let plan = PipelinePlan.decoding(
             "filesrc location=\(PropertySyntax.quoted(video)) ! decodebin ! videoconvert ! videoscale ! \(caps)")

@@ -50,18 +50,13 @@ struct FitPolicyCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let scaleList = Array(Set(scales.split(separator: ",").compactMap { Double($0) } + [1])).sorted(by: >)
-        let images: [VideoImage]
-        do {
-            printError("decoding \(frames) frames of \(video) from \(from)\(scale > 1 ? " at ×\(scale)" : "")…")
-            images = Array(try await ClipFrames.decode(video, limit: from + frames, scale: scale).dropFirst(from))
-            guard images.count >= 2 else { throw ClipError("\(video) has no 2 frames after the first \(from)") }
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(2)
+        let input = ClipFrames.stream(
+            try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale, skipping: from))
+        guard input.count >= 2 else {
+            printError("error: \(video) has no 2 frames after the first \(from)")
+            throw Exit.invalidFile
         }
-        let input = images.enumerated().map { Frame(index: $0, pts: UInt64($0) * 40_000_000, image: $1) }
-        let modelProperties =
-            "model=\(PropertySyntax.quoted(model)) threads=\(threads)" + (inputSize.map { " input-size=\($0)" } ?? "")
+        let modelProperties = PolicyBench.modelProperties(model: model, threads: threads, inputSize: inputSize)
         var detections: [[[Detection]]] = []
         var residuals: [ResidualMap] = []
         do {

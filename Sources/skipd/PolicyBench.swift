@@ -32,6 +32,11 @@ struct PolicyBench: AsyncParsableCommand {
     /// The built-in configurations: the dense reference first, then the baselines, then skipd's.
     static let gate = "residual threshold=12 block=16 ! gate refresh=300"
 
+    /// The properties of `model` and `skipconv` for the command's model options (`{model}` in `--add`).
+    static func modelProperties(model: String, threads: Int, inputSize: String?) -> String {
+        "model=\(PropertySyntax.quoted(model)) threads=\(threads)" + (inputSize.map { " input-size=\($0)" } ?? "")
+    }
+
     static func configurations(model m: String) -> [(name: String, stages: String)] {
         let gate = Self.gate
         // skipconv-lite: coarser input threshold and the deeper layers gated at 0.05 × their RMS.
@@ -64,8 +69,7 @@ struct PolicyBench: AsyncParsableCommand {
             printError("error: \(model) does not exist")
             throw ExitCode(2)
         }
-        let modelProperties =
-            "model=\(PropertySyntax.quoted(model)) threads=\(threads)" + (inputSize.map { " input-size=\($0)" } ?? "")
+        let modelProperties = Self.modelProperties(model: model, threads: threads, inputSize: inputSize)
         var configs = Self.configurations(model: modelProperties)
         if let only {
             let names = Set(only.split(separator: ",").map(String.init) + ["dense"])
@@ -90,17 +94,7 @@ struct PolicyBench: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let images: [VideoImage]
-        do {
-            printError("decoding \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
-            images = try await ClipFrames.decode(video, limit: frames, scale: scale)
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(2)
-        }
-        let input = images.enumerated().map { i, image in
-            Frame(index: i, pts: UInt64(i) * 40_000_000, image: image)
-        }
+        let input = ClipFrames.stream(try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale))
         var reference: [[Detection]] = []
         var results: [Result] = []
         for (name, chain) in chains {

@@ -50,14 +50,7 @@ struct SkipBench: AsyncParsableCommand {
             printError("error: \(model) does not exist")
             throw ExitCode(2)
         }
-        let images: [VideoImage]
-        do {
-            printError("decoding \(video)\(scale > 1 ? " at ×\(scale)" : "")…")
-            images = try await ClipFrames.decode(video, limit: frames, scale: scale)
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(2)
-        }
+        let images = try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)
         do {
             var base = try settings.map { (path) throws(ModelError) in try SkipSettings.load(path: path) }
             if base == nil {
