@@ -26,16 +26,6 @@ import Testing
         return dir
     }
 
-    /// Max-abs difference over max-abs value of each output, the largest over the outputs.
-    private func relativeDifference(_ a: ModelOutputs, _ b: ModelOutputs) -> Float {
-        zip(a.tensors, b.tensors).map { x, y in
-            guard x.name == y.name, x.shape == y.shape else { return Float.infinity }
-            let scale = y.data.map(abs).max() ?? 0
-            let diff = zip(x.data, y.data).map { abs($0 - $1) }.max() ?? 0
-            return diff / max(scale, .leastNormalMagnitude)
-        }.max() ?? .infinity
-    }
-
     /// Checks every frame's skipconv outputs against the dense ones beside them; returns the per-frame stats.
     private func expectDense(_ frames: [Frame]) throws -> [SkipStats] {
         try frames.map { frame in

@@ -1,4 +1,5 @@
 import PipelineKit
+import Plugins
 
 /// A frame over hand-written bytes: `rows` are the visible pixel bytes of each row, padded to `stride` with `pad`.
 func frame(
@@ -18,4 +19,15 @@ func frame(
 /// A uniform grey frame.
 func flat(_ index: Int, width: Int, height: Int, value: UInt8) -> Frame {
     frame(index, width: width, rows: Array(repeating: Array(repeating: value, count: width), count: height))
+}
+
+/// Max-abs difference over max-abs value of each output, the largest over the outputs (infinite when names or
+/// shapes differ).
+func relativeDifference(_ a: ModelOutputs, _ b: ModelOutputs) -> Float {
+    zip(a.tensors, b.tensors).map { x, y in
+        guard x.name == y.name, x.shape == y.shape else { return Float.infinity }
+        let scale = y.data.map(abs).max() ?? 0
+        let diff = zip(x.data, y.data).map { abs($0 - $1) }.max() ?? 0
+        return diff / max(scale, .leastNormalMagnitude)
+    }.max() ?? .infinity
 }
