@@ -19,6 +19,12 @@ public struct PipelineRunner: Sendable {
     /// A source that delivers no frame for this long fails the run with ``WatchdogError`` (a hung camera puts
     /// nothing on the bus); nil: wait forever.
     public var watchdog: Duration?
+    /// Sees frames, links and busy steps while the run lasts (a supervisor passes one across rebuilds).
+    public var monitor: PipelineMonitor?
+    /// Capacity of links whose file does not give one.
+    public var defaultCapacity = ChannelElement.defaultCapacity
+    /// Passed to stages as ``StageContext/store``.
+    public var store: String?
     public var logger = Logger(label: "skipd.pipeline")
 
     public init(plan: PipelinePlan) {
@@ -65,12 +71,15 @@ public struct PipelineRunner: Sendable {
             ])
         let links = plan.links.map { spec in
             BoundedChannel<Frame>(
-                capacity: spec.capacity ?? ChannelElement.defaultCapacity,
+                capacity: spec.capacity ?? defaultCapacity,
                 policy: spec.policy ?? (live ? .dropOldest : .block))
         }
         let framesIn = Counter()
         let framesOut = Counter()
         let board = FeedbackBoard()
+        let monitor = self.monitor
+        monitor?.attach(zip(linkNames, links).map { (name: $0, channel: $1) })
+        defer { monitor?.detach() }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -78,11 +87,12 @@ public struct PipelineRunner: Sendable {
                     if let source {
                         try await Self.pump(
                             source, worker: sourceWorker, into: links[0], stop: stop, poll: pollInterval,
-                            watchdog: watchdog, count: framesIn)
+                            watchdog: watchdog, count: framesIn, monitor: monitor)
                     } else {
                         for frame in frames where !stop.isRequested {
-                            try await links[0].send(frame)
                             framesIn.increment()
+                            monitor?.frameArrived()
+                            try await links[0].send(frame)
                         }
                     }
                 }
@@ -91,15 +101,21 @@ public struct PipelineRunner: Sendable {
                         let output = links[k + 1]
                         let context = StageContext(
                             outputDepth: { output.stats.depth }, outputCapacity: output.capacity, live: live,
-                            board: board, pipeline: StageContext.pipelineName(file: plan.file))
-                        try await Self.runStage(spec, context: context, input: links[k], output: output)
+                            board: board, pipeline: StageContext.pipelineName(file: plan.file), store: store)
+                        try await Self.runStage(
+                            spec, context: context, input: links[k], output: output, monitor: monitor)
                     }
                 }
                 group.addTask {
                     for await frame in links[plan.stages.count] {
                         onOutput(frame)
                         framesOut.increment()
-                        if let sink { try await Self.push(frame, to: sink, worker: sinkWorker) }
+                        monitor?.frameLeft()
+                        if let sink {
+                            monitor?.holding("sink", true)
+                            try await Self.push(frame, to: sink, worker: sinkWorker)
+                            monitor?.holding("sink", false)
+                        }
                     }
                     try Task.checkCancellation()
                     if let sink {
@@ -134,7 +150,7 @@ public struct PipelineRunner: Sendable {
 
     private static func pump(
         _ source: SourceSegment, worker: BlockingWorker, into link: BoundedChannel<Frame>, stop: StopSignal,
-        poll: Duration, watchdog: Duration?, count: Counter
+        poll: Duration, watchdog: Duration?, count: Counter, monitor: PipelineMonitor?
     ) async throws {
         let timeout = poll.nanoseconds
         var lastFrame = ContinuousClock.now
@@ -143,6 +159,7 @@ public struct PipelineRunner: Sendable {
             switch try await worker.run({ try source.pull(timeout: timeout) }) {
             case .frame(let frame):
                 count.increment()
+                monitor?.frameArrived()
                 lastFrame = .now
                 try await link.send(frame)
             case .timeout:
@@ -162,12 +179,16 @@ public struct PipelineRunner: Sendable {
     }
 
     private static func runStage(
-        _ spec: StageSpec, context: StageContext, input: BoundedChannel<Frame>, output: BoundedChannel<Frame>
+        _ spec: StageSpec, context: StageContext, input: BoundedChannel<Frame>, output: BoundedChannel<Frame>,
+        monitor: PipelineMonitor?
     ) async throws {
         do {
             var stage = try spec.stage.init(properties: spec.properties, context: context)
             for await frame in input {
-                if let result = try await stage.process(frame) { try await output.send(result) }
+                monitor?.holding(spec.name, true)
+                let result = try await stage.process(frame)
+                monitor?.holding(spec.name, false)
+                if let result { try await output.send(result) }
             }
             // The input also ends when this task is cancelled: then there is nothing to flush.
             try Task.checkCancellation()
@@ -201,9 +222,11 @@ public struct WatchdogError: Error, Sendable, CustomStringConvertible {
 /// Asks a running pipeline to end its stream cleanly (Ctrl-C in `skipd run`).
 public final class StopSignal: Sendable {
     private let requested = Atomic<Bool>(false)
-    public init() {}
+    private let parent: StopSignal?
+    /// - Parameter parent: a request to the parent is also one to this signal (one run of a supervised pipeline).
+    public init(parent: StopSignal? = nil) { self.parent = parent }
     public func request() { requested.store(true, ordering: .relaxed) }
-    public var isRequested: Bool { requested.load(ordering: .relaxed) }
+    public var isRequested: Bool { requested.load(ordering: .relaxed) || parent?.isRequested == true }
 }
 
 /// A frame counter shared between tasks.

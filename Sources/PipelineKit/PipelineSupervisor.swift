@@ -40,6 +40,10 @@ public final class PipelineSupervisor: Sendable {
         /// Each wait is stretched or shrunk at random by up to this fraction, so cameras behind one failed switch
         /// are not all retried in the same instant.
         public var jitter: Double = 0.2
+        /// Capacity of links whose file does not give one.
+        public var channelCapacity = ChannelElement.defaultCapacity
+        /// Results database for stages whose file does not name one (``StageContext/store``).
+        public var store: String?
 
         public init() {}
 
@@ -53,7 +57,11 @@ public final class PipelineSupervisor: Sendable {
 
     public let plan: PipelinePlan
     public let settings: Settings
+    /// Frames, links and busy steps, summed over rebuilds.
+    public let monitor = PipelineMonitor()
     private let status = Mutex<(state: State, reconnects: Int)>((.starting, 0))
+    /// The current run's stop signal, and whether a restart was asked for.
+    private let control = Mutex<(run: StopSignal?, restart: Bool)>((nil, false))
     private let logger: Logger
 
     public init(plan: PipelinePlan, settings: Settings = Settings(), logger: Logger = Logger(label: "skipd.supervisor"))
@@ -64,8 +72,17 @@ public final class PipelineSupervisor: Sendable {
     }
 
     public var state: State { status.withLock { $0.state } }
-    /// Rebuilds so far.
+    /// Rebuilds after failures so far (restarts asked for are not counted).
     public var reconnects: Int { status.withLock { $0.reconnects } }
+
+    /// Ends the current run cleanly (stages drain, sinks flush) and rebuilds the pipeline at once, without backoff.
+    public func restart() {
+        let run = control.withLock {
+            $0.restart = true
+            return $0.run
+        }
+        run?.request()
+    }
 
     /// Runs and rebuilds the pipeline until `stop` is requested, the task is cancelled, or a file ends.
     /// `onOutput` sees every frame leaving the last stage, across rebuilds.
@@ -76,9 +93,15 @@ public final class PipelineSupervisor: Sendable {
             var runner = PipelineRunner(plan: plan)
             runner.watchdog = settings.watchdog
             runner.logger = logger
+            runner.monitor = monitor
+            runner.defaultCapacity = settings.channelCapacity
+            runner.store = settings.store
+            let runStop = StopSignal(parent: stop)
+            // A restart asked for before this run began is this run.
+            control.withLock { $0 = (runStop, false) }
             let reason: String
             do {
-                let report = try await runner.run(stop: stop) { frame in
+                let report = try await runner.run(stop: runStop) { frame in
                     if flowing.raise() {
                         let rebuilds = self.status.withLock {
                             $0.state = .running
@@ -89,10 +112,13 @@ public final class PipelineSupervisor: Sendable {
                     }
                     onOutput(frame)
                 }
-                if stop.isRequested || !report.live { break }
+                if stop.isRequested || Task.isCancelled { break }
+                if takeRestart() { continue }
+                if !report.live { break }
                 reason = "end of stream"
             } catch {
                 if stop.isRequested || Task.isCancelled { break }
+                if takeRestart() { continue }
                 reason = error.description
             }
             // A run that delivered frames was healthy: the next failure starts the backoff over.
@@ -113,6 +139,18 @@ public final class PipelineSupervisor: Sendable {
             }
         }
         status.withLock { $0.state = .finished }
+    }
+
+    /// Whether the run just ended because ``restart()`` asked; the next one then starts at once.
+    private func takeRestart() -> Bool {
+        let asked = control.withLock { c in
+            defer { c.restart = false }
+            return c.restart
+        }
+        guard asked else { return false }
+        status.withLock { $0.state = .starting }
+        logger.info("pipeline restarting on request", metadata: ["file": "\(plan.file)"])
+        return true
     }
 }
 

@@ -54,16 +54,20 @@ public struct StageContext: Sendable {
     /// The pipeline's name: its file's name without directory and `.pipeline` (`door` for
     /// `/etc/skipd/pipelines/door.pipeline`), for results that must say where they came from.
     public var pipeline: String
+    /// The daemon's results database (`store` in `skipd serve`'s config): where a results sink writes when its
+    /// file does not say; nil: the stage's own default.
+    public var store: String?
 
     public init(
         outputDepth: @escaping @Sendable () -> Int, outputCapacity: Int, live: Bool, board: FeedbackBoard,
-        pipeline: String = "default"
+        pipeline: String = "default", store: String? = nil
     ) {
         self.outputDepth = outputDepth
         self.outputCapacity = outputCapacity
         self.live = live
         self.board = board
         self.pipeline = pipeline
+        self.store = store
     }
 
     /// A context with an always-empty output and a board of its own (tools that drive a stage directly).

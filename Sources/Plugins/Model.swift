@@ -24,6 +24,7 @@ public struct Model: Stage {
     /// One executor per input size: a policy may switch scales from frame to frame.
     private var runners: [ModelSize: Runner] = [:]
     private var last: ModelOutputs?
+    private var fullCost = FullSizeCost()
 
     private final class Runner {
         let executor: DenseExecutor
@@ -45,9 +46,11 @@ public struct Model: Stage {
 
     public mutating func process(_ frame: Frame) async throws -> Frame? {
         var frame = frame
+        let dense = try fullCost.macs(options, frameWidth: frame.image.width, frameHeight: frame.image.height)
         if frame.skipped, let last {
             frame.metadata[ModelOutputs.Key.self] = last
-            frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, input: last.inputSize)
+            frame.metadata[ComputeCost.Key.self] = ComputeCost(
+                executedMACs: 0, denseMACs: dense, input: last.inputSize)
             return frame
         }
         let scale = frame.metadata[PolicyDecision.Key.self]?.scale ?? 1
@@ -69,8 +72,23 @@ public struct Model: Stage {
             inputSize: (input.width, input.height), frameSize: (frame.image.width, frame.image.height))
         last = outputs
         frame.metadata[ModelOutputs.Key.self] = outputs
-        frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: runner.macs, input: outputs.inputSize)
+        frame.metadata[ComputeCost.Key.self] = ComputeCost(
+            executedMACs: runner.macs, denseMACs: dense, input: outputs.inputSize)
         return frame
+    }
+}
+
+/// MACs of one dense run at the full input size, worked out once per frame size (a policy's smaller scales
+/// must not lower the dense baseline they are compared with).
+struct FullSizeCost {
+    private var macs: [ModelSize: Int] = [:]
+
+    mutating func macs(_ options: ModelOptions, frameWidth: Int, frameHeight: Int) throws(ModelError) -> Int {
+        let size = options.inputSize(frameWidth: frameWidth, frameHeight: frameHeight, scale: 1)
+        if let known = macs[size] { return known }
+        let total = ModelSummary(try options.loadGraph(width: size.width, height: size.height).graph).totalMACs
+        macs[size] = total
+        return total
     }
 }
 
@@ -81,20 +99,25 @@ struct ModelSize: Hashable, Sendable {
 }
 
 /// The multiply-accumulates a model stage executed for a frame (convolutions and matrix products, ALGORITHMS.md
-/// §5; 0 when it reused its previous outputs) and the input size it ran at.
+/// §5; 0 when it reused its previous outputs), what one dense run at full size would have cost, and the input size
+/// it ran at.
 public struct ComputeCost: Sendable, Encodable {
     public var executedMACs: Int
+    /// MACs of one dense run at the full input size (scale 1): the cost of a dense network on every frame.
+    public var denseMACs: Int
     public var inputWidth: Int
     public var inputHeight: Int
 
-    public init(executedMACs: Int, input: (width: Int, height: Int)) {
+    public init(executedMACs: Int, denseMACs: Int, input: (width: Int, height: Int)) {
         self.executedMACs = executedMACs
+        self.denseMACs = denseMACs
         inputWidth = input.width
         inputHeight = input.height
     }
 
     private enum CodingKeys: String, CodingKey {
         case executedMACs = "executed_macs"
+        case denseMACs = "dense_macs"
         case inputWidth = "input_width"
         case inputHeight = "input_height"
     }

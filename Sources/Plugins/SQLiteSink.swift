@@ -29,8 +29,8 @@ public struct SQLiteSink: Stage {
         properties: [
             .string(
                 "location", default: defaultLocation(environment: ProcessInfo.processInfo.environment),
-                "database file, created with its parent directories; default: $STATE_DIRECTORY/results.sqlite "
-                    + "(systemd StateDirectory=), else out/results.sqlite"),
+                "database file, created with its parent directories; default: `store` of skipd serve's config, "
+                    + "else $STATE_DIRECTORY/results.sqlite (systemd StateDirectory=), else out/results.sqlite"),
             .string("pipeline", default: "file name", "name stored in every frame row (default: the pipeline file's)"),
             .int("batch", default: 30, range: 1...100_000, "frames per transaction"),
             .int("interval", default: 500, range: 1...3_600_000, "ms a frame may wait before its batch commits"),
@@ -57,7 +57,9 @@ public struct SQLiteSink: Stage {
         pipeline = properties.isSet("pipeline") ? properties.string("pipeline") : context.pipeline
         // Opening and migrating block this task for a few milliseconds, once, before the first frame.
         writer = try ResultsWriter(
-            location: properties.string("location"), batch: properties.int("batch"),
+            location: properties.isSet("location")
+                ? properties.string("location") : context.store ?? properties.string("location"),
+            batch: properties.int("batch"),
             interval: .milliseconds(properties.int("interval")))
     }
 

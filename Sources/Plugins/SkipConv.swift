@@ -56,6 +56,7 @@ public struct SkipConv: Stage {
     private var last: ModelOutputs?
     private var executedTotal = 0
     private var framesTotal = 0
+    private var fullCost = FullSizeCost()
 
     private final class Runner {
         let executor: SkipExecutor
@@ -103,11 +104,12 @@ public struct SkipConv: Stage {
     public mutating func process(_ frame: Frame) async throws -> Frame? {
         var frame = frame
         let frameSize = ModelSize(width: frame.image.width, height: frame.image.height)
+        let dense = try fullCost.macs(options, frameWidth: frameSize.width, frameHeight: frameSize.height)
         if frame.skipped, let last {
             remember(frame.metadata[BlockMask.Key.self])
             framesTotal += 1
             frame.metadata[ModelOutputs.Key.self] = last
-            frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, input: last.inputSize)
+            frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, denseMACs: dense, input: last.inputSize)
             if let runner = lastSize.flatMap({ runners[$0] }) {
                 frame.metadata[SkipStats.Key.self] = stats(
                     runner.executor, executed: 0, keyframe: false, reused: true, changed: 0)
@@ -157,7 +159,7 @@ public struct SkipConv: Stage {
         executedTotal += executor.lastExecutedMACs
         frame.metadata[ModelOutputs.Key.self] = outputs
         frame.metadata[ComputeCost.Key.self] = ComputeCost(
-            executedMACs: executor.lastExecutedMACs, input: outputs.inputSize)
+            executedMACs: executor.lastExecutedMACs, denseMACs: dense, input: outputs.inputSize)
         frame.metadata[SkipStats.Key.self] = stats(
             executor, executed: executor.lastExecutedMACs, keyframe: executor.lastWasKeyframe, reused: false,
             changed: mask == nil ? 1 : changed.density)

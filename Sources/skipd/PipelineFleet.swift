@@ -11,6 +11,8 @@ actor PipelineFleet {
         var supervisor: PipelineSupervisor
         var stop: StopSignal
         var task: Task<Void, Never>
+        var tally: OutputTally
+        var rates = FrameRates()
     }
 
     /// What one reload did, by pipeline name.
@@ -88,15 +90,46 @@ actor PipelineFleet {
         return report
     }
 
-    /// Every pipeline's state: `running`, `reconnecting (…)`, …, or `failed: file:line:col: …` for a file that
-    /// never planned.
-    func status() -> [(name: String, state: String)] {
-        var rows = members.map { (name: $0.key, state: $0.value.supervisor.state.description) }
-        for (name, error) in invalid where members[name] == nil { rows.append((name, "failed: \(error)")) }
+    /// Every pipeline, by name: its state, counters and tallies; a file that never planned is `failed` with its
+    /// `file:line:col` error.
+    func status() -> [PipelineStatus] {
+        let now = ContinuousClock.now
+        var rows = members.map { name, member in
+            PipelineStatus(
+                name: name, supervisor: member.supervisor, monitor: member.supervisor.monitor.snapshot(),
+                tally: member.tally.value, rates: member.rates, now: now)
+        }
+        for (name, error) in invalid where members[name] == nil {
+            rows.append(PipelineStatus(name: name, failed: error))
+        }
         return rows.sorted { $0.name < $1.name }
     }
 
     var reconnects: Int { members.values.reduce(0) { $0 + $1.supervisor.reconnects } }
+
+    /// Records every pipeline's frame counts for its frames-per-second (call about once a second).
+    func sample() {
+        let now = ContinuousClock.now
+        for name in members.keys {
+            let snapshot = members[name]!.supervisor.monitor.snapshot()
+            members[name]!.rates.record(framesIn: snapshot.framesIn, framesOut: snapshot.framesOut, at: now)
+        }
+    }
+
+    /// `pipeline/step` for every step holding one frame longer than `limit`.
+    func stuck(longerThan limit: Duration) -> [String] {
+        members.sorted { $0.key < $1.key }.flatMap { name, member in
+            member.supervisor.monitor.snapshot().stuck(longerThan: limit).map { "\(name)/\($0)" }
+        }
+    }
+
+    /// Rebuilds one pipeline at once (its stream ends cleanly first); false if there is no such pipeline.
+    func restart(_ name: String) -> Bool {
+        guard let member = members[name] else { return false }
+        logger.info("pipeline restart requested", metadata: ["pipeline": "\(name)"])
+        member.supervisor.restart()
+        return true
+    }
 
     /// Stops every pipeline: sources end their streams, channels drain, sinks flush.
     func stopAll() async {
@@ -107,8 +140,9 @@ actor PipelineFleet {
     private func start(_ name: String, text: String, plan: PipelinePlan) {
         let supervisor = PipelineSupervisor(plan: plan, settings: settings, logger: logger)
         let stop = StopSignal()
-        let task = Task { await supervisor.run(stop: stop) }
-        members[name] = Member(text: text, supervisor: supervisor, stop: stop, task: task)
+        let tally = OutputTally()
+        let task = Task { await supervisor.run(stop: stop, onOutput: tally.add) }
+        members[name] = Member(text: text, supervisor: supervisor, stop: stop, task: task, tally: tally)
         logger.info("pipeline started", metadata: ["pipeline": "\(name)"])
     }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import Logging
 import PipelineKit
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +15,8 @@ struct ServeCommand: AsyncParsableCommand {
             SIGHUP or `skipd reload` re-reads the directory: changed files restart, new ones start, removed ones \
             stop, unchanged ones are not touched, and a file that does not plan leaves its running version in \
             place. SIGTERM or Ctrl-C drains every pipeline and exits. Speaks sd_notify under systemd (READY, \
-            STATUS, WATCHDOG, STOPPING).
+            STATUS, WATCHDOG while no stage is stuck, STOPPING). Serves an HTTP API on `http` (default \
+            127.0.0.1:8470): /live, /ready, /metrics (Prometheus), /pipelines, POST /pipelines/NAME/restart.
             """)
 
     @Option(help: "TOML config (default: /etc/skipd/skipd.toml if it exists, else every default).")
@@ -47,43 +50,31 @@ struct ServeCommand: AsyncParsableCommand {
 
         let logger = Logger(label: "skipd.serve")
         let fleet = PipelineFleet(directory: settings.pipelines, settings: settings.supervision, logger: logger)
-        let signals = SignalEvents()
-        let systemd = SystemdNotifier()
-
-        printError("serve: \(await fleet.reload())")
-        systemd.notify("READY=1", "STATUS=\(await Self.summary(fleet))")
-        let heartbeat = Task {
-            let every = systemd.watchdogInterval ?? .seconds(5)
-            while !Task.isCancelled {
-                systemd.notify("WATCHDOG=1", "STATUS=\(await Self.summary(fleet))")
-                try? await Task.sleep(for: min(every, .seconds(5)))
-            }
+        let readiness = Readiness()
+        let daemon = ServeDaemon(
+            fleet: fleet, readiness: readiness, stuck: .milliseconds(Int(settings.stuck * 1000)), logger: logger)
+        // load() checked the address; the default config's is valid.
+        let (host, port) = settings.httpAddress ?? ("127.0.0.1", 8470)
+        var httpLogger = Logger(label: "skipd.http")
+        httpLogger.logLevel = .warning
+        let app = Application(
+            router: HTTPAPI.router(fleet: fleet, metrics: FleetMetrics(), readiness: readiness, token: settings.token),
+            configuration: .init(address: .hostname(host, port: port), serverName: "skipd"),
+            onServerRunning: { channel in
+                printError("serve: http on \(host):\(channel.localAddress?.port ?? port)")
+            },
+            logger: httpLogger)
+        // The HTTP API stops first on SIGTERM (services stop in reverse order), then the pipelines drain.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: daemon), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: httpLogger))
+        do {
+            try await group.run()
+        } catch {
+            printError("error: serve: \(error)")
+            throw Exit.runtimeFailure
         }
-        for await event in signals.events {
-            switch event {
-            case .reload:
-                printError("serve: reload: \(await fleet.reload())")
-                systemd.notify("STATUS=\(await Self.summary(fleet))")
-                continue
-            case .stop:
-                break
-            }
-            break
-        }
-        heartbeat.cancel()
-        systemd.notify("STOPPING=1")
-        printError("serve: stopping every pipeline")
-        await fleet.stopAll()
-        withExtendedLifetime(signals) {}
-    }
-
-    /// `3 pipelines: 2 running, 1 reconnecting; 4 rebuilds` (one line, for systemd's STATUS=).
-    static func summary(_ fleet: PipelineFleet) async -> String {
-        let status = await fleet.status()
-        var counts: [String: Int] = [:]
-        for row in status { counts[String(row.state.prefix { $0 != " " && $0 != ":" }), default: 0] += 1 }
-        let states = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-        return "\(status.count) pipelines: \(states.isEmpty ? "none" : states); \(await fleet.reconnects) rebuilds"
     }
 }
 
@@ -137,26 +128,4 @@ struct PidFile {
     func remove() {
         if read() == getpid() { try? FileManager.default.removeItem(atPath: path) }
     }
-}
-
-/// SIGHUP as reload and SIGTERM/SIGINT as stop, delivered as an async sequence.
-final class SignalEvents {
-    enum Event { case reload, stop }
-
-    let events: AsyncStream<Event>
-    private let sources: [any DispatchSourceSignal]
-
-    init() {
-        let (stream, continuation) = AsyncStream<Event>.makeStream()
-        events = stream
-        sources = [(SIGHUP, Event.reload), (SIGTERM, .stop), (SIGINT, .stop)].map { number, event in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(event) }
-            source.resume()
-            return source
-        }
-    }
-
-    deinit { for source in sources { source.cancel() } }
 }

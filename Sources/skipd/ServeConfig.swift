@@ -11,6 +11,12 @@ import TOMLKit
 /// watchdog = 5                         # seconds without a frame before a pipeline is rebuilt
 /// backoff-min = 1                      # first wait before a rebuild, doubling up to backoff-max
 /// backoff-max = 30
+/// http = "127.0.0.1:8470"              # HTTP API (/live, /ready, /metrics, /pipelines); port 0: any free port
+/// token = ""                           # bearer token the API requires; must be set to bind beyond loopback
+/// store = ""                           # results database of sqlite stages without location=
+///                                      # ("": $STATE_DIRECTORY/results.sqlite, else out/results.sqlite)
+/// channel-capacity = 4                 # frames a link buffers when its file does not say
+/// stuck = 15                           # seconds a stage may hold one frame before WATCHDOG=1 stops
 /// ```
 struct ServeConfig: Decodable, Equatable {
     var pipelines = "/etc/skipd/pipelines"
@@ -18,13 +24,23 @@ struct ServeConfig: Decodable, Equatable {
     var watchdog = 5.0
     var backoffMin = 1.0
     var backoffMax = 30.0
+    var http = "127.0.0.1:8470"
+    var token = ""
+    var store = ""
+    var channelCapacity = ChannelElement.defaultCapacity
+    var stuck = 15.0
 
     init() {}
 
-    private enum CodingKeys: String, CodingKey {
+    static let keys = CodingKeys.allCases.map(\.stringValue).joined(separator: ", ")
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case pipelines, pidfile, watchdog
         case backoffMin = "backoff-min"
         case backoffMax = "backoff-max"
+        case http, token, store
+        case channelCapacity = "channel-capacity"
+        case stuck
     }
 
     init(from decoder: any Decoder) throws {
@@ -34,6 +50,26 @@ struct ServeConfig: Decodable, Equatable {
         watchdog = try Self.seconds(c, .watchdog) ?? watchdog
         backoffMin = try Self.seconds(c, .backoffMin) ?? backoffMin
         backoffMax = try Self.seconds(c, .backoffMax) ?? backoffMax
+        http = try c.decodeIfPresent(String.self, forKey: .http) ?? http
+        token = try c.decodeIfPresent(String.self, forKey: .token) ?? token
+        store = try c.decodeIfPresent(String.self, forKey: .store) ?? store
+        channelCapacity = try c.decodeIfPresent(Int.self, forKey: .channelCapacity) ?? channelCapacity
+        stuck = try Self.seconds(c, .stuck) ?? stuck
+    }
+
+    /// `http` as host and port: `127.0.0.1:8470`, `[::1]:8470`, `0.0.0.0:0`.
+    var httpAddress: (host: String, port: Int)? {
+        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(http[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// Whether only this machine can reach `host` (then the API may run without a token).
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// A number of seconds written as `5` or `0.5` (TOML keeps integers and floats apart).
@@ -65,20 +101,33 @@ struct ServeConfig: Decodable, Equatable {
         } catch let error as UnexpectedKeysError {
             let keys = error.keys.keys.sorted().joined(separator: ", ")
             throw ConfigError(
-                "\(path): error: unknown key(s) \(keys) (known: pipelines, pidfile, watchdog, backoff-min, backoff-max)"
-            )
+                "\(path): error: unknown key(s) \(keys) (known: \(Self.keys))")
         } catch let DecodingError.typeMismatch(type, context) {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ConfigError("\(path): error: '\(key)' must be a \(type == String.self ? "string" : "number")")
+            let kind = type == String.self ? "string" : type == Int.self ? "whole number" : "number"
+            throw ConfigError("\(path): error: '\(key)' must be a \(kind)")
         } catch {
             throw ConfigError("\(path): error: \(error)")
         }
-        for (name, value) in [("watchdog", config.watchdog), ("backoff-min", config.backoffMin)]
+        for (name, value) in [
+            ("watchdog", config.watchdog), ("backoff-min", config.backoffMin), ("stuck", config.stuck),
+        ]
         where !(value > 0 && value.isFinite) {
             throw ConfigError("\(path): error: '\(name)' must be a positive number of seconds")
         }
         guard config.backoffMax >= config.backoffMin, config.backoffMax.isFinite else {
             throw ConfigError("\(path): error: 'backoff-max' must be at least 'backoff-min'")
+        }
+        guard (1...1024).contains(config.channelCapacity) else {
+            throw ConfigError("\(path): error: 'channel-capacity' must be 1 to 1024 frames")
+        }
+        guard let address = config.httpAddress else {
+            throw ConfigError("\(path): error: 'http' must be HOST:PORT, e.g. \"127.0.0.1:8470\"")
+        }
+        guard config.token.isEmpty == false || isLoopback(address.host) else {
+            throw ConfigError(
+                "\(path): error: 'http' binds \(address.host), which other machines reach: set 'token' "
+                    + "(clients then send Authorization: Bearer TOKEN)")
         }
         return config
     }
@@ -88,6 +137,8 @@ struct ServeConfig: Decodable, Equatable {
         s.watchdog = .milliseconds(Int(watchdog * 1000))
         s.minimumBackoff = .milliseconds(Int(backoffMin * 1000))
         s.maximumBackoff = .milliseconds(Int(backoffMax * 1000))
+        s.channelCapacity = channelCapacity
+        s.store = store.isEmpty ? nil : store
         return s
     }
 }

@@ -67,6 +67,9 @@ import Testing
         let costs = try out.map { try #require($0.metadata[ComputeCost.Key.self]) }
         #expect(costs.map(\.inputWidth) == [256, 256, 128, 128, 256, 256, 256, 128])
         #expect(costs[5].executedMACs == 0 && costs[2].executedMACs > 0)
+        // The dense baseline is the full-size model's on every frame, whatever scale ran (or none).
+        #expect(costs.allSatisfy { $0.denseMACs == stats[0].denseMACs }, "\(costs.map(\.denseMACs))")
+        #expect(costs[0].executedMACs == costs[0].denseMACs && costs[2].executedMACs < costs[2].denseMACs / 3)
     }
 
     /// A block that changed on a frame the policy skipped reaches the next run, merged with that frame's own.

@@ -62,10 +62,12 @@ import Testing
         input[0].metadata[ResidualMap.Key.self] = ResidualMap(
             block: 16, columns: 2, rows: 2, energy: [0, 0, 0, 0], peak: [0, 0, 0, 0],
             changed: [true, false, false, false])
-        input[0].metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 123_456_789_012, input: (640, 480))
+        input[0].metadata[ComputeCost.Key.self] = ComputeCost(
+            executedMACs: 123_456_789_012, denseMACs: 123_456_789_012, input: (640, 480))
         input[1].skipped = true
         input[1].metadata[Detections.Key.self] = Detections([])
-        input[1].metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, input: (640, 480))
+        input[1].metadata[ComputeCost.Key.self] = ComputeCost(
+            executedMACs: 0, denseMACs: 123_456_789_012, input: (640, 480))
         input[2].pts = nil
 
         let out = try await StageChain("sqlite location=\(database) pipeline=lobby", registry: .standard).run(input)

@@ -1,0 +1,149 @@
+import Foundation
+import Hummingbird
+import Synchronization
+
+/// `skipd serve`'s HTTP API (Hummingbird): health, Prometheus metrics, pipeline status and restart.
+///
+/// ```
+/// curl 127.0.0.1:8470/pipelines
+/// curl -X POST -H 'Authorization: Bearer TOKEN' 10.0.0.5:8470/pipelines/door/restart
+/// ```
+/// | route | answer |
+/// |---|---|
+/// | `GET /live` | 200 while the process serves requests |
+/// | `GET /ready` | 200 once the pipelines have started, 503 before and while stopping |
+/// | `GET /metrics` | Prometheus text format |
+/// | `GET /pipelines`, `GET /pipelines/{name}` | JSON status |
+/// | `POST /pipelines/{name}/restart` | 202: the pipeline's stream ends cleanly and it is rebuilt at once |
+///
+/// Every error is JSON `{"error": "…"}`: 404 unknown route or pipeline, 405 (with `Allow`) a known route with
+/// another method, 401 a missing or wrong bearer token (required for every route when `token` is set).
+enum HTTPAPI {
+    /// The routes, by path pattern (`*` one segment) and method: the 404/405 decision needs them.
+    static let routes: [(path: [String], method: HTTPRequest.Method)] = [
+        (["live"], .get), (["ready"], .get), (["metrics"], .get), (["pipelines"], .get), (["pipelines", "*"], .get),
+        (["pipelines", "*", "restart"], .post),
+    ]
+
+    static func router(fleet: PipelineFleet, metrics: FleetMetrics, readiness: Readiness, token: String)
+        -> Router<BasicRequestContext>
+    {
+        let router = Router()
+        router.add(middleware: JSONErrors())
+        if !token.isEmpty { router.add(middleware: BearerToken(token: token)) }
+        router.get("live") { _, _ in try json(["status": "alive"]) }
+        router.get("ready") { _, _ in
+            let ready = Ready(ready: readiness.isReady, pipelines: await fleet.status().count)
+            return try json(ready, status: ready.ready ? .ok : .serviceUnavailable)
+        }
+        router.get("metrics") { _, _ in
+            let text = metrics.render(await fleet.status())
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("pipelines") { _, _ in try json(await fleet.status()) }
+        router.get("pipelines/:name") { _, context in
+            let name = try context.parameters.require("name")
+            guard let row = await fleet.status().first(where: { $0.name == name }) else { throw noPipeline(name) }
+            return try json(row)
+        }
+        router.post("pipelines/:name/restart") { _, context in
+            let name = try context.parameters.require("name")
+            guard await fleet.restart(name) else { throw noPipeline(name) }
+            return try json(["restarting": name], status: .accepted)
+        }
+        return router
+    }
+
+    struct Ready: Encodable {
+        var ready: Bool
+        var pipelines: Int
+    }
+
+    static func noPipeline(_ name: String) -> HTTPError { HTTPError(.notFound, message: "no pipeline '\(name)'") }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(value)
+        data.append(UInt8(ascii: "\n"))
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The methods `path` answers to (empty: no such route).
+    static func methods(for path: String) -> [HTTPRequest.Method] {
+        let segments =
+            path.split(separator: "?", maxSplits: 1).first.map {
+                $0.split(separator: "/").map(String.init)
+            } ?? []
+        return routes.filter { route in
+            route.path.count == segments.count
+                && zip(route.path, segments).allSatisfy { pattern, segment in pattern == "*" || pattern == segment }
+        }.map(\.method)
+    }
+}
+
+/// Whether `skipd serve` has started its pipelines and is not stopping (`/ready`).
+final class Readiness: Sendable {
+    private let ready = Atomic<Bool>(false)
+    var isReady: Bool { ready.load(ordering: .relaxed) }
+    func set(_ value: Bool) { ready.store(value, ordering: .relaxed) }
+}
+
+/// Every error as JSON `{"error": "…"}`; the router's bare 404 becomes 405 with `Allow` when the path is a route
+/// for other methods.
+struct JSONErrors<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            var status = error.status
+            var headers = error.headers
+            var message = error.body ?? status.reasonPhrase
+            if status == .notFound, error.body == nil {
+                let allowed = HTTPAPI.methods(for: request.uri.path)
+                if allowed.isEmpty {
+                    message = "no route \(request.uri.path)"
+                } else {
+                    status = .methodNotAllowed
+                    headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+                    message = "\(request.method.rawValue) is not allowed on \(request.uri.path)"
+                }
+            }
+            var response = try HTTPAPI.json(["error": message], status: status)
+            response.headers.append(contentsOf: headers)
+            return response
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer TOKEN` on every request.
+struct BearerToken<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let given = request.headers[.authorization] ?? ""
+        guard Self.equal(given, "Bearer \(token)") else {
+            throw HTTPError(
+                .unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
+        }
+        return try await next(request, context)
+    }
+
+    /// Compares without returning early, so response times do not tell how much of a guess was right.
+    static func equal(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (Array(a.utf8), Array(b.utf8))
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for k in 0..<max(x.count, y.count) {
+            difference |= (k < x.count ? x[k] : 0) ^ (k < y.count ? y[k] : 0)
+        }
+        return difference == 0
+    }
+}

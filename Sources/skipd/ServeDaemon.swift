@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import PipelineKit
+import ServiceLifecycle
+import UnixSignals
+
+/// The pipelines half of `skipd serve`, as a service of its service group (the HTTP API is the other): starts the
+/// fleet, re-reads it on SIGHUP, samples frame rates, speaks sd_notify, and on graceful shutdown (SIGTERM) drains
+/// every pipeline.
+///
+/// WATCHDOG=1 goes out once a second while the loop runs and no stage has held one frame longer than `stuck`:
+/// a hung stage (frames arriving, none leaving) stops it, and systemd restarts the service after WatchdogSec.
+struct ServeDaemon: Service {
+    let fleet: PipelineFleet
+    let readiness: Readiness
+    let stuck: Duration
+    let systemd = SystemdNotifier()
+    let logger: Logger
+
+    func run() async throws {
+        printError("serve: \(await fleet.reload())")
+        readiness.set(true)
+        systemd.notify("READY=1", "STATUS=\(await summary())")
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in hangups {
+                    printError("serve: reload: \(await fleet.reload())")
+                    systemd.notify("STATUS=\(await summary())")
+                }
+            }
+            group.addTask { await heartbeat() }
+            // Returns on SIGTERM/SIGINT (graceful shutdown), throws if the group is cancelled: stop either way.
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        readiness.set(false)
+        systemd.notify("STOPPING=1")
+        printError("serve: stopping every pipeline")
+        await fleet.stopAll()
+    }
+
+    private func heartbeat() async {
+        var reported: [String] = []
+        while !Task.isCancelled {
+            await fleet.sample()
+            let hung = await fleet.stuck(longerThan: stuck)
+            if hung.isEmpty {
+                systemd.notify("WATCHDOG=1", "STATUS=\(await summary())")
+            } else {
+                // No WATCHDOG=1: systemd restarts the service once WatchdogSec passes without one.
+                systemd.notify("STATUS=stuck: \(hung.joined(separator: ", "))")
+            }
+            if hung != reported {
+                if !hung.isEmpty {
+                    logger.error(
+                        "stage stuck: holds one frame for longer than \(stuck); watchdog pings stop",
+                        metadata: ["steps": "\(hung.joined(separator: ","))"])
+                } else {
+                    logger.info("no stage is stuck any more; watchdog pings resume")
+                }
+                reported = hung
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// `3 pipelines: 2 running, 1 reconnecting; 4 rebuilds` (one line, for systemd's STATUS=).
+    func summary() async -> String {
+        let status = await fleet.status()
+        var counts: [String: Int] = [:]
+        for row in status { counts[row.state, default: 0] += 1 }
+        let states = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return "\(status.count) pipelines: \(states.isEmpty ? "none" : states); \(await fleet.reconnects) rebuilds"
+    }
+}
