@@ -149,7 +149,13 @@ actor PipelineFleet {
     private func stopMember(_ name: String) async {
         guard let member = members.removeValue(forKey: name) else { return }
         member.stop.request()
-        await member.task.value
+        // A stop that cannot drain (a sink that never takes its frame) ends when the caller is cancelled: the
+        // service group's shutdown deadline cancels the run, which unblocks its sink.
+        await withTaskCancellationHandler {
+            await member.task.value
+        } onCancel: {
+            member.task.cancel()
+        }
         logger.info("pipeline stopped", metadata: ["pipeline": "\(name)"])
     }
 

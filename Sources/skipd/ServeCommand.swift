@@ -64,13 +64,14 @@ struct ServeCommand: AsyncParsableCommand {
                 printError("serve: http on \(host):\(channel.localAddress?.port ?? port)")
             },
             logger: httpLogger)
-        // The HTTP API stops first on SIGTERM (services stop in reverse order), then the pipelines drain.
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: daemon), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: httpLogger))
+        // The HTTP API stops first on SIGTERM (services stop in reverse order), then the pipelines drain; a drain
+        // that has not finished in 4 s (a stuck stage or sink) is cancelled, so the process exits within 5 s.
+        var group = ServiceGroupConfiguration(
+            services: [.init(service: daemon), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: httpLogger)
+        group.maximumGracefulShutdownDuration = .seconds(4)
         do {
-            try await group.run()
+            try await ServiceGroup(configuration: group).run()
         } catch {
             printError("error: serve: \(error)")
             throw Exit.runtimeFailure

@@ -45,15 +45,15 @@ struct ServeConfig: Decodable, Equatable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        pipelines = try c.decodeIfPresent(String.self, forKey: .pipelines) ?? pipelines
-        pidfile = try c.decodeIfPresent(String.self, forKey: .pidfile) ?? pidfile
+        pipelines = try Self.decode(String.self, c, .pipelines) ?? pipelines
+        pidfile = try Self.decode(String.self, c, .pidfile) ?? pidfile
         watchdog = try Self.seconds(c, .watchdog) ?? watchdog
         backoffMin = try Self.seconds(c, .backoffMin) ?? backoffMin
         backoffMax = try Self.seconds(c, .backoffMax) ?? backoffMax
-        http = try c.decodeIfPresent(String.self, forKey: .http) ?? http
-        token = try c.decodeIfPresent(String.self, forKey: .token) ?? token
-        store = try c.decodeIfPresent(String.self, forKey: .store) ?? store
-        channelCapacity = try c.decodeIfPresent(Int.self, forKey: .channelCapacity) ?? channelCapacity
+        http = try Self.decode(String.self, c, .http) ?? http
+        token = try Self.decode(String.self, c, .token) ?? token
+        store = try Self.decode(String.self, c, .store) ?? store
+        channelCapacity = try Self.decode(Int.self, c, .channelCapacity) ?? channelCapacity
         stuck = try Self.seconds(c, .stuck) ?? stuck
     }
 
@@ -70,6 +70,18 @@ struct ServeConfig: Decodable, Equatable {
     /// Whether only this machine can reach `host` (then the API may run without a token).
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// The value of `key` if present. TOMLKit reports a value of the wrong type as a missing key: this says what
+    /// is wrong instead.
+    private static func decode<T: Decodable>(_ type: T.Type, _ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys)
+        throws -> T?
+    {
+        guard c.contains(key) else { return nil }
+        guard let value = try? c.decode(type, forKey: key) else {
+            throw DecodingError.typeMismatch(type, .init(codingPath: [key], debugDescription: "wrong type"))
+        }
+        return value
     }
 
     /// A number of seconds written as `5` or `0.5` (TOML keeps integers and floats apart).

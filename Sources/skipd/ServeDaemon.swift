@@ -8,7 +8,7 @@ import UnixSignals
 /// fleet, re-reads it on SIGHUP, samples frame rates, speaks sd_notify, and on graceful shutdown (SIGTERM) drains
 /// every pipeline.
 ///
-/// WATCHDOG=1 goes out once a second while the loop runs and no stage has held one frame longer than `stuck`:
+/// WATCHDOG=1 goes out every second (or half of WATCHDOG_USEC if shorter) while the loop runs and no stage has held one frame longer than `stuck`:
 /// a hung stage (frames arriving, none leaving) stops it, and systemd restarts the service after WatchdogSec.
 struct ServeDaemon: Service {
     let fleet: PipelineFleet
@@ -16,6 +16,8 @@ struct ServeDaemon: Service {
     let stuck: Duration
     let systemd = SystemdNotifier()
     let logger: Logger
+    /// SIGTERM must end the process within 5 s (systemd's stop timeout is longer, but a stop should be prompt).
+    static let drainDeadline = 4.5
 
     func run() async throws {
         printError("serve: \(await fleet.reload())")
@@ -37,6 +39,16 @@ struct ServeDaemon: Service {
         readiness.set(false)
         systemd.notify("STOPPING=1")
         printError("serve: stopping every pipeline")
+        // A GStreamer element blocked inside its streaming thread cannot be stopped from outside, and neither can
+        // the pipeline holding it: past the deadline the process leaves without it (what the sinks committed stays).
+        let hung = await fleet.stuck(longerThan: .zero)
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.drainDeadline) {
+            printError(
+                "error: serve: the drain did not finish within \(Self.drainDeadline) s"
+                    + (hung.isEmpty ? "" : " (holding a frame at SIGTERM: \(hung.joined(separator: ", ")))")
+                    + "; exiting without it")
+            _exit(1)
+        }
         await fleet.stopAll()
     }
 
@@ -61,7 +73,7 @@ struct ServeDaemon: Service {
                 }
                 reported = hung
             }
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(for: min(systemd.watchdogInterval ?? .seconds(1), .seconds(1)))
         }
     }
 

@@ -89,6 +89,27 @@ import Testing
         #expect(collected.frames.map(\.index) == [0, 1, 2, 3, 4])
         #expect(s.reconnects == 0 && s.state == .finished)
     }
+
+    @Test func aRestartRebuildsAtOnceWithoutCountingAReconnect() async throws {
+        let s = try supervisor("videotestsrc is-live=true ! \(Self.caps)")
+        let stop = StopSignal()
+        let task = Task { await s.run(stop: stop) }
+        defer { stop.request() }
+        func wait(_ done: () -> Bool) async {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !done(), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        await wait { s.monitor.snapshot().framesOut >= 5 }
+        let before = s.monitor.snapshot().framesOut
+        let asked = ContinuousClock.now
+        s.restart()
+        await wait { s.monitor.snapshot().runs == 2 && s.monitor.snapshot().framesOut > before + 5 }
+        #expect(s.monitor.snapshot().runs == 2)
+        #expect(ContinuousClock.now - asked < .seconds(5), "no backoff before a restart")
+        #expect(s.reconnects == 0 && s.state == .running)
+        stop.request()
+        await task.value
+    }
 }
 
 /// Passes frames on unchanged.

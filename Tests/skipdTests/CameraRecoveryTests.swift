@@ -44,33 +44,16 @@ import Testing
 
     struct CameraError: Error { var message: String }
 
-    /// Writes a serve setup with one pipeline per camera port and starts `skipd serve` on it.
-    private func serve(_ cameras: [String: Int], in dir: URL) throws -> (Process, StderrLines) {
-        let pipelines = dir.appendingPathComponent("pipelines")
-        try FileManager.default.createDirectory(at: pipelines, withIntermediateDirectories: true)
-        for (name, port) in cameras {
-            try """
-            rtspsrc location=rtsp://viewer:secret@127.0.0.1:\(port)/test protocols=tcp latency=200
-              ! rtph264depay ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! residual
-            """.write(to: pipelines.appendingPathComponent("\(name).pipeline"), atomically: true, encoding: .utf8)
-        }
-        let config = dir.appendingPathComponent("skipd.toml")
-        try """
-        pipelines = "\(pipelines.path)"
-        pidfile = "\(dir.path)/skipd.pid"
-        watchdog = 2
-        backoff-min = 0.25
-        backoff-max = 1
-        """.write(to: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = CLITests.binary
-        process.arguments = ["serve", "--config", config.path]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = Pipe()
-        let log = StderrLines(err)
-        try process.run()
-        return (process, log)
+    /// Starts `skipd serve` with one pipeline per camera port (the URL carries a password that must never show).
+    private func serve(_ cameras: [String: Int]) throws -> ServeProcess {
+        try ServeProcess(
+            pipelines: cameras.mapValues { port in
+                """
+                rtspsrc location=rtsp://viewer:secret@127.0.0.1:\(port)/test protocols=tcp latency=200
+                  ! rtph264depay ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! residual
+                """
+            },
+            config: "watchdog = 2\nbackoff-min = 0.25\nbackoff-max = 1")
     }
 
     /// Open descriptors and threads of a process, from /proc.
@@ -93,12 +76,10 @@ import Testing
 
     @Test func camerasThatDieComeBackWithin5sAndTheOtherNeverStops() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.testcam.path), "skipd-testcam not built")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recovery-\(UUID())")
-        defer { try? FileManager.default.removeItem(at: dir) }
         var flaky = try Camera()
         let steady = try Camera()
-        let (serve, log) = try serve(["flaky": flaky.port, "steady": steady.port], in: dir)
-        defer { if serve.isRunning { serve.terminate() } }
+        let serve = try serve(["flaky": flaky.port, "steady": steady.port])
+        let log = serve.log
         #expect(try await flowing(log, "flaky", count: 1, limit: .seconds(60)))
         #expect(try await flowing(log, "steady", count: 1, limit: .seconds(60)))
         var baseline: (fds: Int, threads: Int)?
@@ -110,12 +91,12 @@ import Testing
             let recovered = try await flowing(log, "flaky", count: cycle + 1, limit: .seconds(5))
             #expect(recovered, "cycle \(cycle): no frames within 5 s of the camera's return")
             if !recovered { break }
-            if cycle == 1 { baseline = try resources(serve.processIdentifier) }
+            if cycle == 1 { baseline = try resources(serve.process.processIdentifier) }
             _ = back
         }
         // Resources after ten rebuilds: a leak would grow with every cycle; a few threads of GStreamer's pools
         // come and go on their own.
-        let end = try resources(serve.processIdentifier)
+        let end = try resources(serve.process.processIdentifier)
         if let baseline {
             #expect(end.fds <= baseline.fds + 2, "fds \(baseline.fds) → \(end.fds)")
             #expect(end.threads <= baseline.threads + 4, "threads \(baseline.threads) → \(end.threads)")
@@ -125,18 +106,14 @@ import Testing
         #expect(log.count(containing: ["rebuilding", "/steady.pipeline"]) == 0)
         // The camera's password never reaches the log.
         #expect(!log.text.contains("secret"))
-        serve.terminate()
-        serve.waitUntilExit()
-        #expect(serve.terminationStatus == 0)
+        #expect(serve.terminate().status == 0)
     }
 
     @Test func aHungCameraIsCaughtByTheWatchdogAndRecoveredAfterSIGCONT() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.testcam.path), "skipd-testcam not built")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hung-\(UUID())")
-        defer { try? FileManager.default.removeItem(at: dir) }
         let camera = try Camera()
-        let (serve, log) = try serve(["cam": camera.port], in: dir)
-        defer { if serve.isRunning { serve.terminate() } }
+        let serve = try serve(["cam": camera.port])
+        let log = serve.log
         #expect(try await flowing(log, "cam", count: 1, limit: .seconds(60)))
         camera.kill(SIGSTOP)
         // rtspsrc reports nothing for a hung server: only the 2 s watchdog notices.
@@ -148,8 +125,7 @@ import Testing
         camera.kill(SIGCONT)
         #expect(try await flowing(log, "cam", count: 2, limit: .seconds(10)))
         camera.kill(SIGTERM)
-        serve.terminate()
-        serve.waitUntilExit()
+        _ = serve.terminate()
     }
 }
 

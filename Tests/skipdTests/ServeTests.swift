@@ -19,47 +19,30 @@ import Testing
 
     /// Section 3 of the serve issue: one changed, one added, one removed and one broken file, one untouched.
     @Test func sighupRestartsChangedStartsNewStopsRemovedAndKeepsABrokenFilesOldVersion() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID())")
-        let pipelines = dir.appendingPathComponent("pipelines")
-        try FileManager.default.createDirectory(at: pipelines, withIntermediateDirectories: true)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-out-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         func out(_ name: String) -> URL { dir.appendingPathComponent("\(name).jsonl") }
-        func file(_ name: String) -> URL { pipelines.appendingPathComponent("\(name).pipeline") }
-        for name in ["a", "b", "c", "e"] {
-            try pipeline(out(name)).write(to: file(name), atomically: true, encoding: .utf8)
-        }
-        let config = dir.appendingPathComponent("skipd.toml")
-        try "pipelines = \"\(pipelines.path)\"\npidfile = \"\(dir.path)/skipd.pid\"\n"
-            .write(to: config, atomically: true, encoding: .utf8)
-
-        let process = Process()
-        process.executableURL = CLITests.binary
-        process.arguments = ["serve", "--config", config.path]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = Pipe()
-        let log = StderrLines(err)
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let serve = try ServeProcess(
+            pipelines: Dictionary(uniqueKeysWithValues: ["a", "b", "c", "e"].map { ($0, pipeline(out($0))) }))
+        let log = serve.log
         #expect(try await log.wait(for: "serve: added a, b, c, e; 0 unchanged", limit: .seconds(60)) != nil)
         try await Task.sleep(for: .seconds(1.5))
 
-        try pipeline(out("a2")).write(to: file("a"), atomically: true, encoding: .utf8)
-        try FileManager.default.removeItem(at: file("b"))
-        try "videotestsrc is-live=true ! residual treshold=3\n".write(to: file("c"), atomically: true, encoding: .utf8)
-        try pipeline(out("d")).write(to: file("d"), atomically: true, encoding: .utf8)
-        let reload = try CLITests().skipd("reload", "--config", config.path)
+        try serve.write("a", pipeline(out("a2")))
+        try FileManager.default.removeItem(at: serve.file("b"))
+        try serve.write("c", "videotestsrc is-live=true ! residual treshold=3\n")
+        try serve.write("d", pipeline(out("d")))
+        let reload = try CLITests().skipd("reload", "--config", serve.config.path)
         #expect(reload.status == 0, "\(reload.stderr)")
         let report = try await log.wait(for: "serve: reload:")
         #expect(report == "serve: reload: added d; changed a; removed b; invalid c; 1 unchanged")
         #expect(log.text.contains("c.pipeline:1:38: error: stage 'residual' has no property 'treshold'"))
         try await Task.sleep(for: .seconds(1.5))
 
-        let sent = ContinuousClock.now
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        #expect(ContinuousClock.now - sent < .seconds(5))
+        let (status, took) = serve.terminate()
+        #expect(status == 0)
+        #expect(took < .seconds(5))
         let (a, a2, b, c, d, e) = try (
             frames(out("a")), frames(out("a2")), frames(out("b")), frames(out("c")), frames(out("d")), frames(out("e"))
         )
@@ -74,36 +57,24 @@ import Testing
     }
 
     /// SIGTERM mid-run: the drain ends the stream, the sqlite sink commits what it holds, and every frame that
-    /// left the last stage is in the database; exit within 5 s.
+    /// left the last stage is in the database; exit within 5 s. The database is the config's `store`.
     @Test func sigtermKeepsEveryFrameResultInSQLite() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID())")
-        let pipelines = dir.appendingPathComponent("pipelines")
-        try FileManager.default.createDirectory(at: pipelines, withIntermediateDirectories: true)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-db-\(UUID())")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let database = dir.appendingPathComponent("results.sqlite").path
-        try """
-        videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=30/1,format=GRAY8
-          ! residual ! sqlite location=\(database) batch=1000 interval=60000
-        """.write(to: pipelines.appendingPathComponent("cam.pipeline"), atomically: true, encoding: .utf8)
-        let config = dir.appendingPathComponent("skipd.toml")
-        try "pipelines = \"\(pipelines.path)\"\npidfile = \"\(dir.path)/skipd.pid\"\n"
-            .write(to: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = CLITests.binary
-        process.arguments = ["serve", "--config", config.path]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = Pipe()
-        let log = StderrLines(err)
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let database = dir.appendingPathComponent("store/results.sqlite").path
+        let serve = try ServeProcess(
+            pipelines: [
+                "cam": """
+                videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=30/1,format=GRAY8
+                  ! residual ! sqlite batch=1000 interval=60000
+                """
+            ], config: "store = \"\(database)\"")
+        let log = serve.log
         #expect(try await log.wait(for: "serve: added cam", limit: .seconds(60)) != nil)
         try await Task.sleep(for: .seconds(1.5))
-        let sent = ContinuousClock.now
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        #expect(ContinuousClock.now - sent < .seconds(5))
+        let (status, took) = serve.terminate()
+        #expect(status == 0)
+        #expect(took < .seconds(5))
         // Nothing was committed before the drain (batch 1000, 60 s): every row comes from the SIGTERM path. The
         // rows are named after the pipeline's file (cam.pipeline) without a `pipeline=` property.
         let line = try #require(log.text.split(separator: "\n").first { $0.contains("end of stream") })
@@ -136,6 +107,16 @@ import Testing
         try "watchdog = \"soon\"\n".write(to: config, atomically: true, encoding: .utf8)
         let type = try CLITests().skipd("serve", "--config", config.path)
         #expect(type.status == 2 && type.stderr.contains("'watchdog' must be a number"), "\(type.stderr)")
+        for (text, error) in [
+            ("http = \"8470\"\n", "'http' must be HOST:PORT"),
+            ("channel-capacity = 0\n", "'channel-capacity' must be 1 to"),
+            ("channel-capacity = 2.5\n", "'channel-capacity' must be a whole number"),
+            ("stuck = 0\n", "'stuck' must be a positive"), ("token = 5\n", "'token' must be a string"),
+        ] {
+            try text.write(to: config, atomically: true, encoding: .utf8)
+            let result = try CLITests().skipd("serve", "--config", config.path)
+            #expect(result.status == 2 && result.stderr.contains(error), "\(text): \(result.stderr)")
+        }
     }
 }
 

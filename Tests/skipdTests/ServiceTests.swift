@@ -34,30 +34,8 @@ import Testing
     }
 
     @Test func superviseNotifiesSystemdAndDrainsOnSIGTERM() throws {
-        let socketPath = FileManager.default.temporaryDirectory
-            .appendingPathComponent("sd-\(UUID().uuidString.prefix(8))").path
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        try #require(fd >= 0)
-        defer {
-            close(fd)
-            unlink(socketPath)
-        }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sa_family_t>.size + socketPath.utf8.count))
-            }
-        }
-        try #require(bound == 0)
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        func receive() -> String? {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            return n < 0 ? nil : String(decoding: buffer[..<n], as: UTF8.self)
-        }
+        let notify = try NotifySocket()
+        func receive() -> String? { notify.receive() }
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("svc-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -72,7 +50,7 @@ import Testing
         process.executableURL = CLITests.binary
         process.arguments = ["run", "--quiet", "--supervise", pipeline.path]
         var environment = ProcessInfo.processInfo.environment
-        environment["NOTIFY_SOCKET"] = socketPath
+        environment["NOTIFY_SOCKET"] = notify.path
         environment["WATCHDOG_USEC"] = "400000"
         environment.removeValue(forKey: "WATCHDOG_PID")
         process.environment = environment
@@ -102,5 +80,39 @@ import Testing
         let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n")
         #expect(!lines.isEmpty)
         #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil })
+    }
+
+    /// A stage that takes frames and never hands them on (here the sink: `identity` sleeps 600 s per buffer) stops
+    /// WATCHDOG=1, says so in STATUS= and /metrics, and SIGTERM still ends the process within 5 s.
+    @Test func aStuckStageStopsTheWatchdogPingsOfServe() async throws {
+        let notify = try NotifySocket()
+        let serve = try ServeProcess(
+            pipelines: [
+                "cam": """
+                videotestsrc is-live=true ! video/x-raw,width=32,height=24,framerate=30/1,format=GRAY8
+                  ! residual ! identity sleep-time=600000000 ! fakesink
+                """
+            ], config: "stuck = 1", environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"])
+        #expect(notify.receive()?.split(separator: "\n").contains("READY=1") == true)
+        var stuck = false
+        for _ in 0..<60 where !stuck {
+            let message = try #require(notify.receive())
+            stuck = message == "STATUS=stuck: cam/sink"
+        }
+        #expect(stuck)
+        // Three seconds of messages (one each 0.5 s): status lines, not one ping.
+        let until = ContinuousClock.now + .seconds(3)
+        var messages: [String] = []
+        while ContinuousClock.now < until, let message = notify.receive() { messages.append(message) }
+        #expect(messages.count >= 3 && !messages.contains { $0.contains("WATCHDOG=1") }, "\(messages)")
+        let metrics = try await serve.request("/metrics").body
+        let busy = metrics.split(separator: "\n").first { $0.hasPrefix("skipd_step_busy_seconds{") }
+        #expect(busy?.contains("step=\"sink\"") == true, "\(metrics)")
+        #expect((busy?.split(separator: " ").last).flatMap { Double($0) } ?? 0 > 1)
+        // The sink cannot be stopped from outside: the drain deadline ends the process, and says why.
+        let (status, took) = serve.terminate()
+        #expect(took < .seconds(5))
+        #expect(status == 1)
+        #expect(serve.log.text.contains("did not finish within 4.5 s (holding a frame at SIGTERM: cam/sink"))
     }
 }
