@@ -21,7 +21,9 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(60)
         var last: [String: Any] = [:]
         while ContinuousClock.now < deadline {
-            last = try await row(serve, name)
+            // Before the first reload has finished, the pipeline may not be listed yet.
+            let rows = try await serve.json("/pipelines") as? [[String: Any]] ?? []
+            last = rows.first { $0["name"] as? String == name } ?? [:]
             if last["state"] as? String == state { return last }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -39,12 +41,20 @@ import Testing
         let live = try await serve.request("/live")
         #expect(live.status == 200 && live.headers["content-type"] == "application/json")
         #expect(try object(JSONSerialization.jsonObject(with: Data(live.body.utf8)))["status"] as? String == "alive")
-        let ready = try object(try await serve.json("/ready"))
-        #expect(ready["ready"] as? Bool == true && ready["pipelines"] as? Int == 3)
+        // 503 until the pipelines have started, then 200.
+        var ready = try await serve.request("/ready")
+        let started = ContinuousClock.now
+        while ready.status == 503, ContinuousClock.now - started < .seconds(60) {
+            #expect(try object(JSONSerialization.jsonObject(with: Data(ready.body.utf8)))["ready"] as? Bool == false)
+            try await Task.sleep(for: .milliseconds(50))
+            ready = try await serve.request("/ready")
+        }
+        #expect(ready.status == 200)
+        let readiness = try object(JSONSerialization.jsonObject(with: Data(ready.body.utf8)))
+        #expect(readiness["ready"] as? Bool == true && readiness["pipelines"] as? Int == 3)
 
         let cam = try await wait(serve, "cam", state: "running")
-        let broken = try await row(serve, "broken")
-        #expect(broken["state"] as? String == "failed")
+        let broken = try await wait(serve, "broken", state: "failed")
         #expect((broken["reason"] as? String ?? "").contains("broken.pipeline:1:25: error"), "\(broken)")
         let door = try await wait(serve, "door", state: "reconnecting")
         #expect((door["attempt"] as? Int ?? 0) >= 1 && door["reason"] is String, "\(door)")
