@@ -22,7 +22,7 @@ import Testing
         #expect(snapshot.links.map(\.name) == ["source→pass0", "pass0→pass1", "pass1→sink"])
         for link in snapshot.links {
             #expect(link.stats.sent == 20 && link.stats.received == 20 && link.stats.dropped == 0, "\(link.name)")
-            #expect(link.stats.depth == 0 && link.stats.highWater >= 1, "\(link.name)")
+            #expect(link.stats.depth == 0, "nothing waits between runs: \(link.name)")
         }
         #expect(snapshot.busy.isEmpty && snapshot.lastFrame != nil)
     }
