@@ -525,7 +525,7 @@ private func stats(sent: Int, dropped: Int = 0, received: Int, highWater: Int, d
         let count = 20_000
         for round in 0..<20 {
             let channel = BoundedChannel<Int>(capacity: 1, policy: .block)
-            let received = await withWatchdog(on: channel, limit: .seconds(20)) {
+            let received = await withWatchdog(on: channel) {
                 let producer = Task {
                     defer { channel.finish() }
                     for x in 0..<count { try await channel.send(x) }
