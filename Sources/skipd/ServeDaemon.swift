@@ -8,8 +8,9 @@ import UnixSignals
 /// fleet, re-reads it on SIGHUP, samples frame rates, speaks sd_notify, and on graceful shutdown (SIGTERM) drains
 /// every pipeline.
 ///
-/// WATCHDOG=1 goes out every second (or half of WATCHDOG_USEC if shorter) while the loop runs and no stage has held one frame longer than `stuck`:
-/// a hung stage (frames arriving, none leaving) stops it, and systemd restarts the service after WatchdogSec.
+/// WATCHDOG=1 goes out every second (or half of WATCHDOG_USEC if shorter) while the loop runs and no stage has
+/// held one frame longer than `stuck`: a hung stage (frames arriving, none leaving) stops it, and systemd restarts
+/// the service after WatchdogSec.
 struct ServeDaemon: Service {
     let fleet: PipelineFleet
     let readiness: Readiness
@@ -20,10 +21,11 @@ struct ServeDaemon: Service {
     static let drainDeadline = 4.5
 
     func run() async throws {
+        // Trapped before the first reload: SIGHUP's default action would end the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         printError("serve: \(await fleet.reload())")
         readiness.set(true)
         systemd.notify("READY=1", "STATUS=\(await summary())")
-        let hangups = await UnixSignalsSequence(trapping: .sighup)
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await _ in hangups {
