@@ -5,7 +5,9 @@ import Foundation
 /// Activations are NCHW (ONNX's own layout, so every operator's axis semantics carry over unchanged, and a conv is
 /// `W[Cout×Cin·k²] × im2col[Cin·k² × H·W]` with the long H·W side as GEMM's N). Buffers are reused once their last
 /// reader has run (liveness over the node order). A convolution whose only reader is a Relu, LeakyRelu or Clip
-/// applies it in its own epilogue. Not thread-safe: one executor per inference task.
+/// applies it in its own epilogue. A depthwise 3×3 conv runs in one step with the pointwise convs around it
+/// (MobileNet blocks, `Kernels.fusedDepthwise`) so the wide expanded tensors stay in cache; that step is named after
+/// the depthwise node. Not thread-safe: one executor per inference task.
 public final class DenseExecutor {
     public let graph: Graph
     /// OpenBLAS threads used by this executor's GEMMs.
@@ -22,6 +24,10 @@ public final class DenseExecutor {
     private var slotOf: [Int: Int] = [:]
     private var constantMemory: [Int: UnsafeMutablePointer<Float>] = [:]
     private var scratch: UnsafeMutablePointer<Float>
+    /// Depthwise convs run together with their neighbouring pointwise convs (node indices), see `fusedDepthwise`.
+    private var blocks: [Int: (expand: Int?, project: Int?)] = [:]
+    /// Activation applied in each conv's epilogue, by node index.
+    private var fusedActivations: [Int: Kernels.Activation] = [:]
     public let inputShape: [Int]
     public let outputShapes: [[Int]]
     /// Floats held by activation buffers and scratch (not weights), after reuse.
@@ -153,6 +159,44 @@ public final class DenseExecutor {
             lastUse[node.outputs[0]] = max(lastUse[node.outputs[0]], i)
         }
 
+        // Fuse a depthwise conv with the pointwise conv that is its input's only producer and reader and/or the
+        // pointwise conv that is its output's only reader (dense mode only: the skip executor needs every value).
+        var blocks: [Int: (expand: Int?, project: Int?)] = [:]
+        if reusesBuffers {
+            var stepOf: [Int: Int] = [:]
+            for (i, node) in nodes.enumerated() where !skipped.contains(i) {
+                for v in fused[i].map({ [$0.output] }) ?? node.outputs { stepOf[v] = i }
+            }
+            var readerOf: [Int: Int] = [:]
+            for (i, node) in nodes.enumerated() { for case let v? in node.inputs { readerOf[v] = i } }
+            func pointwise(_ i: Int) -> Conv2DParams? {
+                guard case .conv(let a) = nodes[i].op else { return nil }
+                let p = convParams(nodes[i], a)
+                return p.isPointwise && p.groups == 1 ? p : nil
+            }
+            func single(_ v: Int) -> Bool { readers[v] == 1 && !keep.contains(v) && graph.constants[v] == nil }
+            for (i, node) in nodes.enumerated() where !skipped.contains(i) {
+                guard case .conv(let a) = node.op, let u = node.inputs[0], node.outputs.count == 1 else { continue }
+                let d = convParams(node, a)
+                let w = fused[i]?.output ?? node.outputs[0]
+                let expand = stepOf[u].flatMap { p in
+                    single(u) && !skipped.contains(p) && blocks[p] == nil
+                        && Kernels.canFuseDepthwise(expand: pointwise(p), depthwise: d, project: nil) ? p : nil
+                }
+                let project = readerOf[w].flatMap { q in
+                    single(w) && nodes[q].inputs[0] == w && nodes[q].outputs.count == 1
+                        && Kernels.canFuseDepthwise(expand: nil, depthwise: d, project: pointwise(q)) ? q : nil
+                }
+                guard expand != nil || project != nil else { continue }
+                blocks[i] = (expand, project)
+                for j in [expand, project].compactMap({ $0 }) { skipped.insert(j) }
+                // The block reads the expand conv's inputs at the depthwise conv's position.
+                if let e = expand {
+                    for case let v? in nodes[e].inputs { lastUse[v] = max(lastUse[v], i) }
+                }
+            }
+        }
+
         var free: [(slot: Int, capacity: Int)] = []
         var capacities: [Int] = []
         func allocate(_ value: Int) {
@@ -176,24 +220,49 @@ public final class DenseExecutor {
         var scratchCount = 1
         var builders: [(Int, Kernels.Activation, [Int])] = []
         for (i, node) in nodes.enumerated() where !skipped.contains(i) {
-            let outputs = fused[i].map { [$0.output] } ?? node.outputs
+            let block = blocks[i]
+            let last = block?.project ?? i
+            let outputs = fused[last].map { [$0.output] } ?? nodes[last].outputs
             for v in outputs { allocate(v) }
             builders.append((i, fused[i]?.activation ?? .none, outputs))
-            scratchCount = max(scratchCount, scratchNeed(node))
+            var reads = node.inputs
+            if let block {
+                scratchCount = max(scratchCount, blockScratchNeed(i, block))
+                for j in [block.expand, block.project].compactMap({ $0 }) { reads += nodes[j].inputs }
+            } else {
+                scratchCount = max(scratchCount, scratchNeed(node))
+            }
             // Values whose last reader is this node are free again (once, even if read twice).
-            for v in Set(node.inputs.compactMap { $0 }) where graph.constants[v] == nil && lastUse[v] <= i {
+            for v in Set(reads.compactMap { $0 }) where graph.constants[v] == nil && lastUse[v] <= i {
                 release(v)
             }
         }
+        self.blocks = blocks
+        self.fusedActivations = fused.mapValues(\.activation)
         slots = capacities.map { UnsafeMutablePointer<Float>.allocate(capacity: $0) }
         scratch.deallocate()
         scratch = .allocate(capacity: scratchCount)
         plannedFloats = capacities.reduce(0, +) + scratchCount
         for (i, activation, outputs) in builders {
-            steps.append(try step(nodes[i], activation: activation, outputs: outputs))
+            if let block = blocks[i] {
+                steps.append(try fusedStep(i, block, activation: activation, output: pointer(outputs[0])))
+            } else {
+                steps.append(try step(nodes[i], activation: activation, outputs: outputs))
+            }
             stepNodes.append(nodes[i].info)
             stepPlan.append((i, activation, outputs))
         }
+    }
+
+    private func blockParams(_ i: Int) -> Conv2DParams? {
+        guard case .conv(let a) = graph.nodes[i].op else { return nil }
+        return convParams(graph.nodes[i], a)
+    }
+
+    private func blockScratchNeed(_ i: Int, _ block: (expand: Int?, project: Int?)) -> Int {
+        guard let d = blockParams(i) else { return 0 }
+        return Kernels.fusedDepthwiseScratchCount(
+            expand: block.expand.flatMap(blockParams), depthwise: d, project: block.project.flatMap(blockParams))
     }
 
     private func scratchNeed(_ node: Graph.Node) -> Int {
@@ -224,6 +293,36 @@ public final class DenseExecutor {
     }
 
     // MARK: - Steps
+
+    /// The step of depthwise conv `i` fused with its expand and/or project pointwise convs.
+    private func fusedStep(
+        _ i: Int, _ block: (expand: Int?, project: Int?), activation: Kernels.Activation,
+        output: UnsafeMutablePointer<Float>
+    ) throws(ModelError) -> () -> Void {
+        func stage(_ j: Int, _ activation: Kernels.Activation) throws(ModelError) -> Kernels.ConvStage {
+            let node = graph.nodes[j]
+            guard case .conv(let a) = node.op, node.inputs.count > 1, let wv = node.inputs[1],
+                let w = constantMemory[wv]
+            else { throw .node(node.info, "weights must be constant") }
+            let b = node.inputs.count > 2 ? node.inputs[2].map { pointer($0) } : nil
+            return Kernels.ConvStage(params: convParams(node, a), weight: w, bias: b, activation: activation)
+        }
+        let dw = try stage(i, activation)
+        var expand: Kernels.ConvStage?
+        var source = graph.nodes[i]
+        if let e = block.expand {
+            expand = try stage(e, fusedActivations[e] ?? .none)
+            source = graph.nodes[e]
+        }
+        var project: Kernels.ConvStage?
+        if let q = block.project { project = try stage(q, fusedActivations[q] ?? .none) }
+        guard let xv = source.inputs[0] else { throw .node(source.info, "missing input 0") }
+        let (x, n, scratch) = (pointer(xv), graph.shape(of: xv)[0], scratch)
+        return {
+            Kernels.fusedDepthwise(
+                expand: expand, depthwise: dw, project: project, n: n, input: x, output: output, scratch: scratch)
+        }
+    }
 
     private func step(_ node: Graph.Node, activation: Kernels.Activation, outputs: [Int]) throws(ModelError)
         -> () -> Void

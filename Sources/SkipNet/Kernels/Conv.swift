@@ -372,10 +372,14 @@ extension Kernels {
     /// Depthwise 3×3, stride 2, dilation 1. Each input row is split once (zero padded) into its even and odd
     /// columns `E[j] = row[2j − padL]`, `O[j] = row[2j + 1 − padL]`; a ring of 3 split rows serves the output rows
     /// (consecutive output rows share one input row), and taps are then contiguous loads: `E[ox]`, `O[ox]`, `E[ox+1]`.
+    /// `planes`: as for `depthwise3x3`.
     static func depthwise3x3s2(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>
+        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>,
+        planes: (input: Int, output: Int)? = nil
     ) {
+        let inPlane = planes?.input ?? p.inH * p.inW
+        let outPlane = planes?.output ?? p.outH * p.outW
         let inW = p.inW
         let outW = p.outW
         let padL = p.padLeft
@@ -388,15 +392,15 @@ extension Kernels {
             let zeroE = UnsafePointer(base + 3 * slot)
             let zeroO = zeroE + half
             for c in channels {
-                let x = input + c * p.inH * inW
+                let x = input + c * inPlane
                 let w = weight + c * 9
-                let y = output + c * p.outH * outW
+                let y = output + c * outPlane
                 let b = bias?[c] ?? 0
                 let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
-                let v0 = F16(repeating: w0), v1 = F16(repeating: w1), v2 = F16(repeating: w2)
-                let v3 = F16(repeating: w3), v4 = F16(repeating: w4), v5 = F16(repeating: w5)
-                let v6 = F16(repeating: w6), v7 = F16(repeating: w7), v8 = F16(repeating: w8)
-                let vb = F16(repeating: b)
+                let v0 = F4(repeating: w0), v1 = F4(repeating: w1), v2 = F4(repeating: w2)
+                let v3 = F4(repeating: w3), v4 = F4(repeating: w4), v5 = F4(repeating: w5)
+                let v6 = F4(repeating: w6), v7 = F4(repeating: w7), v8 = F4(repeating: w8)
+                let vb = F4(repeating: b)
                 var slotRow = (-1000, -1000, -1000)
                 // Splits input row iy into ring slot iy mod 3 (once); returns (E, O) of that row.
                 func split(_ iy: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
@@ -433,12 +437,13 @@ extension Kernels {
                     let (e2, o2) = split(iy + 2)
                     let yRow = y + oy * outW
                     var ox = 0
-                    while ox + 16 <= outW {
-                        var acc = vb + v0 * load16(e0 + ox) + v1 * load16(o0 + ox) + v2 * load16(e0 + ox + 1)
-                        acc += v3 * load16(e1 + ox) + v4 * load16(o1 + ox) + v5 * load16(e1 + ox + 1)
-                        acc += v6 * load16(e2 + ox) + v7 * load16(o2 + ox) + v8 * load16(e2 + ox + 1)
-                        store16(activate16(acc, activation), yRow + ox)
-                        ox += 16
+                    // 4 lanes per vector: nine 16-lane weight vectors would not fit SSE's 16 registers.
+                    while ox + 4 <= outW {
+                        var acc = vb + v0 * load4(e0 + ox) + v1 * load4(o0 + ox) + v2 * load4(e0 + ox + 1)
+                        acc += v3 * load4(e1 + ox) + v4 * load4(o1 + ox) + v5 * load4(e1 + ox + 1)
+                        acc += v6 * load4(e2 + ox) + v7 * load4(o2 + ox) + v8 * load4(e2 + ox + 1)
+                        store4(activate4(acc, activation), yRow + ox)
+                        ox += 4
                     }
                     while ox < outW {
                         var acc = b + w0 * e0[ox] + w1 * o0[ox] + w2 * e0[ox + 1]
@@ -456,12 +461,15 @@ extension Kernels {
     /// 16 outputs per step with all 9 taps accumulated in registers; the ragged end of the interior is covered by one
     /// overlapping (recomputed) vector step, so only the 1–2 border columns run scalar.
     /// `runs`: only these output positions (the skip executor's active set; other outputs of the same rows may be
-    /// rewritten with the value computed from the same input); nil: every output.
+    /// rewritten with the value computed from the same input); nil: every output. `planes`: channel plane strides
+    /// of input and output when they are not `inH·inW` and `outH·outW` (a band of rows inside a larger buffer).
     static func depthwise3x3(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>,
-        runs: UnsafeBufferPointer<MaskRun>? = nil
+        runs: UnsafeBufferPointer<MaskRun>? = nil, planes: (input: Int, output: Int)? = nil
     ) {
+        let inPlane = planes?.input ?? p.inH * p.inW
+        let outPlane = planes?.output ?? p.outH * p.outW
         let s = p.strideW
         let inW = p.inW
         let padL = p.padLeft
@@ -475,15 +483,19 @@ extension Kernels {
             let zero = zbuf.baseAddress!
             zero.initialize(repeating: 0, count: inW + 32)
             for c in channels {
-                let x = input + c * p.inH * inW
+                let x = input + c * inPlane
                 let w = weight + c * 9
-                let y = output + c * p.outH * p.outW
+                let y = output + c * outPlane
                 let b = bias?[c] ?? 0
                 let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
                 let v0 = F16(repeating: w0), v1 = F16(repeating: w1), v2 = F16(repeating: w2)
                 let v3 = F16(repeating: w3), v4 = F16(repeating: w4), v5 = F16(repeating: w5)
                 let v6 = F16(repeating: w6), v7 = F16(repeating: w7), v8 = F16(repeating: w8)
                 let vb = F16(repeating: b)
+                let u = (
+                    F4(repeating: w0), F4(repeating: w1), F4(repeating: w2), F4(repeating: w3), F4(repeating: w4),
+                    F4(repeating: w5), F4(repeating: w6), F4(repeating: w7), F4(repeating: w8), b: F4(repeating: b)
+                )
                 let segments = runs?.count ?? p.outH
                 for segment in 0..<segments {
                     let (oy, x0, x1) =
@@ -510,9 +522,15 @@ extension Kernels {
                         let i = ox * s - padL
                         var acc: F16
                         if s == 1 {
-                            acc = vb + v0 * load16(r0 + i) + v1 * load16(r0 + i + 1) + v2 * load16(r0 + i + 2)
-                            acc += v3 * load16(r1 + i) + v4 * load16(r1 + i + 1) + v5 * load16(r1 + i + 2)
-                            acc += v6 * load16(r2 + i) + v7 * load16(r2 + i + 1) + v8 * load16(r2 + i + 2)
+                            // 4 lanes at a time: nine 16-lane weight vectors would not fit SSE's 16 registers.
+                            for k in stride(from: 0, to: 16, by: 4) {
+                                let j = i + k
+                                var a = u.b + u.0 * load4(r0 + j) + u.1 * load4(r0 + j + 1) + u.2 * load4(r0 + j + 2)
+                                a += u.3 * load4(r1 + j) + u.4 * load4(r1 + j + 1) + u.5 * load4(r1 + j + 2)
+                                a += u.6 * load4(r2 + j) + u.7 * load4(r2 + j + 1) + u.8 * load4(r2 + j + 2)
+                                store4(activate4(a, activation), yRow + ox + k)
+                            }
+                            return
                         } else {
                             // a = in[i ..< i+32]: even lanes tap 0, odd lanes tap 1; odd lanes of in[i+1 ..< i+33]
                             // are tap 2. Reads stay below i + 33 <= inW.

@@ -153,6 +153,33 @@ extension Kernels {
     }
 }
 
+typealias F4 = SIMD4<Float>
+
+@inline(__always)
+func load4(_ p: UnsafePointer<Float>) -> F4 {
+    UnsafeRawPointer(p).loadUnaligned(as: F4.self)
+}
+
+@inline(__always)
+func store4(_ v: F4, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F4.self)
+}
+
+extension Kernels {
+    /// `activate16` at SSE's native width: loops that keep many weight vectors live stay in registers with 4 lanes.
+    @inline(__always)
+    static func activate4(_ v: F4, _ act: Activation) -> F4 {
+        switch act {
+        case .none: return v
+        case .relu: return v.replacing(with: F4(repeating: 0), where: v .< F4(repeating: 0))
+        case .leakyRelu(let a): return v.replacing(with: v * F4(repeating: a), where: v .< F4(repeating: 0))
+        case .clip(let lo, let hi):
+            let l = v.replacing(with: F4(repeating: lo), where: v .< F4(repeating: lo))
+            return l.replacing(with: F4(repeating: hi), where: F4(repeating: hi) .< l)
+        }
+    }
+}
+
 /// Lane-wise max/min via compare + select (the stdlib's generic `pointwiseMax` is not vectorised).
 @inline(__always)
 func vmax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: a .< b) }

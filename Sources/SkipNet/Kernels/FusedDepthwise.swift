@@ -1,0 +1,160 @@
+#if canImport(Darwin)
+    import Darwin
+#else
+    import Glibc
+#endif
+
+// A depthwise 3×3 conv fused with the pointwise conv that feeds it and/or the pointwise conv that reads it
+// (MobileNet's inverted residual block), run band by band of output rows. The expanded tensors are the widest of
+// the network (e.g. 96 × 288 × 384 = 42 MB) and would otherwise be written by one GEMM and read back by the
+// depthwise loop from memory; per band they stay in cache. The arithmetic is the unfused kernels' own.
+
+extension Kernels {
+    /// One conv of a fused block: geometry, weights, bias and the activation applied in its epilogue.
+    struct ConvStage {
+        var params: Conv2DParams
+        var weight: UnsafePointer<Float>
+        var bias: UnsafePointer<Float>?
+        var activation: Activation
+    }
+
+    /// True when `fusedDepthwise` can run `depthwise` (3×3, dilation 1, equal strides 1 or 2) with these pointwise
+    /// neighbours (1×1, one group, matching channels and size).
+    static func canFuseDepthwise(expand: Conv2DParams?, depthwise d: Conv2DParams, project: Conv2DParams?) -> Bool {
+        guard d.isDepthwise, d.kH == 3, d.kW == 3, d.dilationH == 1, d.dilationW == 1, d.strideH == d.strideW,
+            d.strideH == 1 || d.strideH == 2
+        else { return false }
+        if expand == nil && project == nil { return false }
+        if let e = expand {
+            guard e.isPointwise, e.groups == 1, e.outC == d.inC, e.outH == d.inH, e.outW == d.inW else { return false }
+        }
+        if let q = project {
+            guard q.isPointwise, q.groups == 1, q.inC == d.outC, q.inH == d.outH, q.inW == d.outW else { return false }
+        }
+        return true
+    }
+
+    /// Output rows per band: about 1 MB of intermediate rows (expanded input rows plus depthwise output rows).
+    static func fusedBandRows(expand: Conv2DParams?, depthwise d: Conv2DParams, project: Conv2DParams?) -> Int {
+        let inRow = expand == nil ? 0 : d.inC * d.inW
+        let outRow = project == nil ? 0 : d.outC * d.outW
+        var rows = 1
+        while rows < d.outH && (rows * d.strideH + 3) * inRow + (rows + 1) * outRow <= 1 << 18 { rows += 1 }
+        return rows
+    }
+
+    /// Scratch floats `fusedDepthwise` needs: one band of expanded rows and depthwise output rows per worker.
+    static func fusedDepthwiseScratchCount(expand: Conv2DParams?, depthwise d: Conv2DParams, project: Conv2DParams?)
+        -> Int
+    {
+        let rows = fusedBandRows(expand: expand, depthwise: d, project: project)
+        let bands = (d.outH + rows - 1) / rows
+        let inRows = (rows - 1) * d.strideH + 3
+        let perWorker = (expand == nil ? 0 : d.inC * inRows * d.inW) + (project == nil ? 0 : d.outC * rows * d.outW)
+        return Swift.min(maxConvWorkers, bands) * perWorker
+    }
+
+    /// `project(depthwise(expand(input)))` over `n` images, each stage optional except the depthwise conv (check
+    /// `canFuseDepthwise` first). Bands of output rows are split across the conv workers; a worker keeps the
+    /// expanded rows its next band shares with the last one (1 row at stride 2, 2 at stride 1), so every expanded
+    /// row is computed once per worker.
+    static func fusedDepthwise(
+        expand: ConvStage?, depthwise dw: ConvStage, project: ConvStage?, n: Int, input: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
+        let d = dw.params
+        let s = d.strideH
+        let rowsPerBand = fusedBandRows(expand: expand?.params, depthwise: d, project: project?.params)
+        let bands = (d.outH + rowsPerBand - 1) / rowsPerBand
+        let capRows = (rowsPerBand - 1) * s + 3
+        let inW = d.inW
+        let outW = d.outW
+        let inPlane = d.inH * inW
+        let outPlane = d.outH * outW
+        let expandedFloats = expand == nil ? 0 : d.inC * capRows * inW
+        let perWorker = expandedFloats + (project == nil ? 0 : d.outC * rowsPerBand * outW)
+        let inImage = (expand?.params.inC ?? d.inC) * inPlane
+        let outImage = (project?.params.outC ?? d.outC) * outPlane
+        for b in 0..<n {
+            let x = input + b * inImage
+            let y = output + b * outImage
+            parallelRanges(bands, workers: convWorkers) { worker, lo, hi in
+                let expanded = scratch + worker * perWorker
+                let dwOut = expanded + expandedFloats
+                // Input rows [heldLo, heldHi) of the image are in `expanded`, row heldLo first.
+                var (heldLo, heldHi) = (0, 0)
+                for band in lo..<hi {
+                    let o0 = band * rowsPerBand
+                    let rows = Swift.min(d.outH, o0 + rowsPerBand) - o0
+                    var q = d
+                    q.outH = rows
+                    var dwIn = x
+                    var dwInPlane = inPlane
+                    if let e = expand {
+                        let needLo = Swift.max(0, o0 * s - d.padTop)
+                        let needHi = Swift.min(d.inH, (o0 + rows - 1) * s - d.padTop + 3)
+                        var kept = 0
+                        if needLo >= heldLo && needLo < heldHi {
+                            kept = Swift.min(heldHi, needHi) - needLo
+                            if needLo > heldLo {
+                                for c in 0..<d.inC {
+                                    let plane = expanded + c * capRows * inW
+                                    memmove(
+                                        plane, plane + (needLo - heldLo) * inW, kept * inW * MemoryLayout<Float>.stride)
+                                }
+                            }
+                        }
+                        let first = needLo + kept
+                        if first < needHi {
+                            let count = (needHi - first) * inW
+                            let dst = expanded + kept * inW
+                            sgemm(
+                                transA: false, transB: false, m: d.inC, n: count, k: e.params.inC, alpha: 1,
+                                a: e.weight, lda: e.params.inC, b: x + first * inW, ldb: inPlane, beta: 0, c: dst,
+                                ldc: capRows * inW)
+                            if e.bias != nil || e.activation != .none {
+                                for c in 0..<d.inC {
+                                    biasActivate(
+                                        dst + c * capRows * inW, count: count, bias: e.bias?[c] ?? 0, e.activation)
+                                }
+                            }
+                        }
+                        (heldLo, heldHi) = (needLo, needHi)
+                        dwIn = UnsafePointer(expanded)
+                        dwInPlane = capRows * inW
+                        // Local input row of local output row r: r·s − padTop', i.e. the image row minus needLo.
+                        q.inH = needHi - needLo
+                        q.padTop = d.padTop + needLo - o0 * s
+                    } else {
+                        // The whole input image: output row o0 + r reads image row (o0 + r)·s − padTop.
+                        q.padTop = d.padTop - o0 * s
+                    }
+                    let dst = project == nil ? y + o0 * outW : dwOut
+                    let planes = (input: dwInPlane, output: project == nil ? outPlane : rowsPerBand * outW)
+                    if s == 2 && outW >= 16 {
+                        depthwise3x3s2(
+                            q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
+                            channels: 0..<d.outC, planes: planes)
+                    } else {
+                        depthwise3x3(
+                            q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
+                            channels: 0..<d.outC, planes: planes)
+                    }
+                    if let pr = project {
+                        let count = rows * outW
+                        let yb = y + o0 * outW
+                        sgemm(
+                            transA: false, transB: false, m: pr.params.outC, n: count, k: d.outC, alpha: 1,
+                            a: pr.weight, lda: d.outC, b: dwOut, ldb: rowsPerBand * outW, beta: 0, c: yb,
+                            ldc: outPlane)
+                        if pr.bias != nil || pr.activation != .none {
+                            for c in 0..<pr.params.outC {
+                                biasActivate(yb + c * outPlane, count: count, bias: pr.bias?[c] ?? 0, pr.activation)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
