@@ -73,7 +73,8 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await ServiceGroup(configuration: group).run()
         } catch {
-            printError("error: serve: \(error)")
+            // Only the HTTP service throws (the pipelines' never does): say which address could not be served.
+            printError("error: serve: cannot serve the HTTP API on \(host):\(port): \(error)")
             throw Exit.runtimeFailure
         }
     }

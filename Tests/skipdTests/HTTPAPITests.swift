@@ -83,6 +83,14 @@ import Testing
             #expect(error?.isEmpty == false, "\(method) \(path): \(answer.body)")
         }
 
+        // A second daemon on the same address: one clear error, exit 1.
+        let port = try await serve.httpPort()
+        let twin = try ServeProcess(pipelines: [:], http: "127.0.0.1:\(port)")
+        twin.process.waitUntilExit()
+        #expect(twin.process.terminationStatus == 1)
+        #expect(
+            twin.log.text.contains("error: serve: cannot serve the HTTP API on 127.0.0.1:\(port)"), "\(twin.log.text)")
+
         // Restart: the stream ends cleanly and starts again at once, counters go on from where they were.
         let before = try await row(serve, "cam")["frames_in"] as? Int ?? 0
         let restart = try await serve.request("/pipelines/cam/restart", method: "POST")
