@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 
 /// Runs the real `skipd` binary, as a user would.
@@ -26,28 +25,12 @@ import Testing
     }
 
     func skipd(_ arguments: [String], in directory: URL = CLITests.root) throws -> Result {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes before waiting, so a chatty child cannot block on a full pipe.
-        let errData = Mutex(Data())
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
-            done.signal()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        done.wait()
-        process.waitUntilExit()
+        let child = try ChildProcess(Self.binary, arguments, in: directory)
+        child.process.waitUntilExit()
+        // The pipes close when the child exits; their reader threads have everything by then.
         return Result(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+            status: child.process.terminationStatus, stdout: child.stdout.all(timeout: 60),
+            stderr: child.stderr.all(timeout: 60))
     }
 
     func temporaryDirectory() throws -> URL {

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 
 /// Runs the real `skipd-testcam` binary as a local RTSP camera and reads it with the real `skipd run`.
@@ -12,83 +11,12 @@ import Testing
         return CLITests.root.appendingPathComponent(".build/debug/skipd-testcam")
     }()
 
-    /// Everything read so far from one pipe, by a thread of its own (a full pipe would block the child).
-    final class Output: Sendable {
-        private let state = Mutex((data: Data(), closed: false))
-        private let changed = DispatchSemaphore(value: 0)
-
-        init(_ pipe: Pipe) {
-            let handle = pipe.fileHandleForReading
-            Thread.detachNewThread { [self] in
-                while case let chunk = handle.availableData, !chunk.isEmpty {
-                    state.withLock { $0.data.append(chunk) }
-                    changed.signal()
-                }
-                state.withLock { $0.closed = true }
-                changed.signal()
-            }
-        }
-
-        var text: String { String(decoding: state.withLock { $0.data }, as: UTF8.self) }
-
-        /// Waits until `found` returns a value for the text so far, the pipe closes or `timeout` s pass.
-        @discardableResult
-        func wait<T>(timeout: Double, for found: (String) -> T?) -> T? {
-            let deadline = DispatchTime.now() + timeout
-            while true {
-                let (text, closed) = state.withLock { (String(decoding: $0.data, as: UTF8.self), $0.closed) }
-                if let value = found(text) { return value }
-                if closed || changed.wait(timeout: deadline) == .timedOut { return nil }
-            }
-        }
-
-        /// The whole output once the pipe closes (what there is after `timeout` s).
-        func all(timeout: Double = 5) -> String {
-            wait(timeout: timeout) { _ in self.state.withLock { $0.closed } ? () : nil }
-            return text
-        }
-    }
-
-    /// A child process with its stdout and stderr collected.
-    struct Child {
-        let process = Process()
-        let stdout: Output
-        let stderr: Output
-
-        init(_ executable: URL, _ arguments: [String], in directory: URL? = nil) throws {
-            process.executableURL = executable
-            process.arguments = arguments
-            process.currentDirectoryURL = directory
-            let out = Pipe()
-            let err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            stdout = Output(out)
-            stderr = Output(err)
-            try process.run()
-        }
-
-        /// Exit status, or nil if it is still running after `timeout` s.
-        func waitForExit(timeout: Double) -> Int32? {
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            return process.isRunning ? nil : process.terminationStatus
-        }
-
-        /// Ends a child a failed expectation left running.
-        func stop() {
-            guard process.isRunning else { return }
-            process.terminate()
-            if waitForExit(timeout: 5) == nil { kill(process.processIdentifier, SIGKILL) }
-        }
-    }
-
     /// Starts a camera; `url` is read from its `serving rtsp://…` line by `waitForURL`.
-    func startCamera(_ arguments: [String]) throws -> Child {
-        try Child(Self.binary, arguments)
+    func startCamera(_ arguments: [String]) throws -> ChildProcess {
+        try ChildProcess(Self.binary, arguments)
     }
 
-    func waitForURL(_ camera: Child, timeout: Double = 20) -> String? {
+    func waitForURL(_ camera: ChildProcess, timeout: Double = 20) -> String? {
         camera.stdout.wait(timeout: timeout) { text in
             text.split(separator: "\n").first { $0.hasPrefix("serving ") }.map { String($0.dropFirst(8)) }
         }
@@ -107,7 +35,7 @@ import Testing
         rtspsrc location=\(url) protocols=tcp latency=200 ! rtph264depay ! avdec_h264 ! videoconvert
           ! video/x-raw,format=RGB ! identity eos-after=20 ! residual ! jsonsink location=out.jsonl
         """.write(to: dir.appendingPathComponent("rtsp.pipeline"), atomically: true, encoding: .utf8)
-        let skipd = try Child(CLITests.binary, ["run", "rtsp.pipeline"], in: dir)
+        let skipd = try ChildProcess(CLITests.binary, ["run", "rtsp.pipeline"], in: dir)
         defer { skipd.stop() }
         // 20 frames at 15 fps take under 2 s; past 60 s, Ctrl-C it (sinks flush) and count what arrived.
         if skipd.waitForExit(timeout: 60) == nil { skipd.process.interrupt() }
