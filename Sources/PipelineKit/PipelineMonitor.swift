@@ -35,7 +35,8 @@ public final class PipelineMonitor: Sendable {
         var snapshot = Snapshot()
         /// Totals of runs that ended, by link name.
         var ended: [String: LinkStats] = [:]
-        var order: [String] = []
+        /// Every link seen, in pipeline order, with its capacity.
+        var order: [(name: String, capacity: Int)] = []
         var live: [(name: String, channel: BoundedChannel<Frame>)] = []
     }
 
@@ -47,16 +48,9 @@ public final class PipelineMonitor: Sendable {
         state.withLock { s in
             var snapshot = s.snapshot
             let live = Dictionary(s.live.map { ($0.name, $0.channel.stats) }, uniquingKeysWith: { a, _ in a })
-            snapshot.links = s.order.map { name in
-                var total = s.ended[name] ?? LinkStats()
-                if let now = live[name] {
-                    total.sent += now.sent
-                    total.dropped += now.dropped
-                    total.received += now.received
-                    total.depth = now.depth
-                    total.highWater = max(total.highWater, now.highWater)
-                }
-                return LinkReport(name: name, stats: total)
+            snapshot.links = s.order.map { name, capacity in
+                let ended = s.ended[name] ?? LinkStats()
+                return LinkReport(name: name, stats: live[name].map(ended.adding) ?? ended, capacity: capacity)
             }
             return snapshot
         }
@@ -66,7 +60,9 @@ public final class PipelineMonitor: Sendable {
         state.withLock { s in
             s.live = links
             s.snapshot.runs += 1
-            for link in links where !s.order.contains(link.name) { s.order.append(link.name) }
+            for link in links where !s.order.contains(where: { $0.name == link.name }) {
+                s.order.append((link.name, link.channel.capacity))
+            }
         }
     }
 
@@ -74,12 +70,8 @@ public final class PipelineMonitor: Sendable {
     func detach() {
         state.withLock { s in
             for (name, channel) in s.live {
-                let stats = channel.stats
-                var total = s.ended[name] ?? LinkStats()
-                total.sent += stats.sent
-                total.dropped += stats.dropped
-                total.received += stats.received
-                total.highWater = max(total.highWater, stats.highWater)
+                var total = (s.ended[name] ?? LinkStats()).adding(channel.stats)
+                total.depth = 0
                 s.ended[name] = total
             }
             s.live = []
@@ -99,5 +91,18 @@ public final class PipelineMonitor: Sendable {
     /// `step` took a frame (true) or is done with it (false).
     func holding(_ step: String, _ busy: Bool) {
         state.withLock { s in s.snapshot.busy[step] = busy ? .now : nil }
+    }
+}
+
+extension LinkStats {
+    /// Totals so far plus one run's counters: sums, the larger high-water mark, the run's depth.
+    fileprivate func adding(_ run: LinkStats) -> LinkStats {
+        var total = self
+        total.sent += run.sent
+        total.dropped += run.dropped
+        total.received += run.received
+        total.highWater = max(highWater, run.highWater)
+        total.depth = run.depth
+        return total
     }
 }

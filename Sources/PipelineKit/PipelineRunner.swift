@@ -138,7 +138,7 @@ public struct PipelineRunner: Sendable {
             metadata: ["file": "\(plan.file)", "frames-in": "\(framesIn.value)", "frames-out": "\(framesOut.value)"])
         return RunReport(
             framesIn: framesIn.value, framesOut: framesOut.value,
-            links: zip(linkNames, links).map { LinkReport(name: $0, stats: $1.stats) },
+            links: zip(linkNames, links).map { LinkReport(name: $0, stats: $1.stats, capacity: $1.capacity) },
             live: live, elapsed: ContinuousClock.now - started)
     }
 
@@ -249,6 +249,8 @@ public struct RunReport: Sendable {
 public struct LinkReport: Sendable {
     public var name: String
     public var stats: LinkStats
+    /// Frames the link holds at most.
+    public var capacity: Int
 }
 
 /// An error a stage threw, with the stage's instance name and place in the file.

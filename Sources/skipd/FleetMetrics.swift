@@ -111,7 +111,7 @@ final class FleetMetrics: Sendable {
                     count(Self.linkSent, link.sent, by: ends)
                     count(Self.linkDropped, link.dropped, by: ends)
                     gauge(Self.linkDepth, Double(link.depth), by: ends)
-                    if let capacity = link.capacity { gauge(Self.linkCapacity, Double(capacity), by: ends) }
+                    gauge(Self.linkCapacity, Double(link.capacity), by: ends)
                 }
                 count(Self.denseMACs, row.denseMACs)
                 count(Self.executedMACs, row.executedMACs)

@@ -10,7 +10,7 @@ struct PipelineStatus: Encodable, Sendable {
         var sent: Int
         var dropped: Int
         var depth: Int
-        var capacity: Int?
+        var capacity: Int
     }
 
     var name: String
@@ -69,13 +69,11 @@ struct PipelineStatus: Encodable, Sendable {
         framesOut = monitor.framesOut
         (fpsIn, fpsOut) = rates.perSecond
         lastFrameAge = monitor.lastFrame.map { (now - $0).seconds }
-        let capacities = supervisor.plan.links.map { $0.capacity ?? supervisor.settings.channelCapacity }
-        links = monitor.links.enumerated().map { k, link in
+        links = monitor.links.map { link in
             let ends = link.name.components(separatedBy: "→")
             return Link(
                 from: ends.first ?? link.name, to: ends.last ?? link.name, sent: link.stats.sent,
-                dropped: link.stats.dropped, depth: link.stats.depth,
-                capacity: k < capacities.count ? capacities[k] : nil)
+                dropped: link.stats.dropped, depth: link.stats.depth, capacity: link.capacity)
         }
         busy = monitor.busy.mapValues { (now - $0).seconds }
         executedMACs = tally.executedMACs
