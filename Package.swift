@@ -1,6 +1,14 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// The AVX2 kernels' target CPU; other architectures build the same (portable Swift) code for their default CPU,
+// and SkipNet never calls it there (it checks for avx2 and fma first).
+#if arch(x86_64)
+    let avx2Flags = ["-target-cpu", "haswell"]
+#else
+    let avx2Flags: [String] = []
+#endif
+
 let package = Package(
     name: "skipd",
     platforms: [.macOS(.v15)],
@@ -35,8 +43,15 @@ let package = Package(
         ),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(
+            name: "SkipNetAVX2",
+            // Compiled for AVX2 + FMA; SkipNet calls it only after checking the CPU (see AVX2Kernels.swift).
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug)), .unsafeFlags(avx2Flags)]
+        ),
+        .target(
             name: "SkipNet",
-            dependencies: ["COpenBLAS", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [
+                "COpenBLAS", "SkipNetAVX2", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             // The engine's loops are unusably slow unoptimised; tests and debug runs of real models need -O.
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))],
             linkerSettings: [.linkedLibrary("m")]
@@ -75,7 +90,7 @@ let package = Package(
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "PipelineKit", "SkipNet"]),
         // skipd-testcam is listed so its binary is built beside the test bundle (TestCamTests runs it).
         .testTarget(name: "skipdTests", dependencies: ["skipd", "skipd-testcam"]),
-        .testTarget(name: "SkipNetTests", dependencies: ["SkipNet"], exclude: ["Reference"]),
+        .testTarget(name: "SkipNetTests", dependencies: ["SkipNet", "SkipNetAVX2"], exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -61,11 +61,11 @@ public struct ModelInput: Sendable {
     /// graph at that shape, its executor and the frame conversion.
     public static func loadModel(
         path: String, width: Int, height: Int, threads: Int, mean: [Float] = [0], scale: [Float] = [1],
-        channelOrder: String = "rgb"
+        channelOrder: String = "rgb", kernels: KernelSet = .detected
     ) throws(ModelError) -> (executor: DenseExecutor, input: ModelInput) {
         let loaded = try loadGraph(
             path: path, width: width, height: height, mean: mean, scale: scale, channelOrder: channelOrder)
-        return (try DenseExecutor(graph: loaded.graph, threads: threads), loaded.input)
+        return (try DenseExecutor(graph: loaded.graph, threads: threads, kernels: kernels), loaded.input)
     }
 
     /// The graph of an image model at `width`×`height` and the frame conversion, for any executor.

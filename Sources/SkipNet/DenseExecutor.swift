@@ -1,4 +1,5 @@
 import Foundation
+import SkipNetAVX2
 
 /// Runs a ``Graph`` densely, frame after frame, with every buffer planned at construction: no allocation per frame.
 ///
@@ -12,6 +13,8 @@ public final class DenseExecutor {
     public let graph: Graph
     /// OpenBLAS threads used by this executor's GEMMs.
     public let threads: Int
+    /// The kernels fused blocks run with.
+    public let kernels: KernelSet
     private(set) var steps: [() -> Void] = []
     /// The node each step runs (a fused activation is part of its convolution's step).
     private var stepNodes: [NodeInfo] = []
@@ -24,6 +27,8 @@ public final class DenseExecutor {
     private var slotOf: [Int: Int] = [:]
     private var constantMemory: [Int: UnsafeMutablePointer<Float>] = [:]
     private var scratch: UnsafeMutablePointer<Float>
+    /// Pointwise weights packed for the AVX2 kernels.
+    private var packedWeights: [UnsafeMutablePointer<Float>] = []
     /// Depthwise convs run together with their neighbouring pointwise convs (node indices), see `fusedDepthwise`.
     private var blocks: [Int: (expand: Int?, project: Int?)] = [:]
     /// Activation applied in each conv's epilogue, by node index.
@@ -33,16 +38,20 @@ public final class DenseExecutor {
     /// Floats held by activation buffers and scratch (not weights), after reuse.
     public private(set) var plannedFloats = 0
 
-    public convenience init(graph: Graph, threads: Int = 1) throws(ModelError) {
-        try self.init(graph: graph, threads: threads, reusesBuffers: true)
+    public convenience init(graph: Graph, threads: Int = 1, kernels: KernelSet = .detected) throws(ModelError) {
+        try self.init(graph: graph, threads: threads, reusesBuffers: true, kernels: kernels)
     }
 
-    init(graph: Graph, threads: Int, reusesBuffers: Bool) throws(ModelError) {
+    init(graph: Graph, threads: Int, reusesBuffers: Bool, kernels: KernelSet = .detected) throws(ModelError) {
         guard graph.inputs.count == 1 else {
             throw ModelError("the dense executor runs single-input models; this one has \(graph.inputs.count)")
         }
+        guard KernelSet.isSupported(kernels, cpuFlags: BLASCoreType.cpuFlags()) else {
+            throw ModelError("this CPU cannot run the \(kernels.rawValue) kernels (it lacks AVX2 or FMA)")
+        }
         self.graph = graph
         self.threads = threads
+        self.kernels = kernels
         self.reusesBuffers = reusesBuffers
         inputShape = graph.shape(of: graph.inputs[0])
         outputShapes = graph.outputs.map { graph.shape(of: $0) }
@@ -58,6 +67,7 @@ public final class DenseExecutor {
     deinit {
         for p in slots { p.deallocate() }
         for p in constantMemory.values { p.deallocate() }
+        for p in packedWeights { p.deallocate() }
         scratch.deallocate()
     }
 
@@ -305,7 +315,9 @@ public final class DenseExecutor {
                 let w = constantMemory[wv]
             else { throw .node(node.info, "weights must be constant") }
             let b = node.inputs.count > 2 ? node.inputs[2].map { pointer($0) } : nil
-            return Kernels.ConvStage(params: convParams(node, a), weight: w, bias: b, activation: activation)
+            let p = convParams(node, a)
+            return Kernels.ConvStage(
+                params: p, weight: w, bias: b, activation: activation, packed: packedForAVX2(w, p))
         }
         let dw = try stage(i, activation)
         var expand: Kernels.ConvStage?
@@ -317,11 +329,23 @@ public final class DenseExecutor {
         var project: Kernels.ConvStage?
         if let q = block.project { project = try stage(q, fusedActivations[q] ?? .none) }
         guard let xv = source.inputs[0] else { throw .node(source.info, "missing input 0") }
-        let (x, n, scratch) = (pointer(xv), graph.shape(of: xv)[0], scratch)
+        let (x, n, scratch, kernels) = (pointer(xv), graph.shape(of: xv)[0], scratch, kernels)
         return {
             Kernels.fusedDepthwise(
-                expand: expand, depthwise: dw, project: project, n: n, input: x, output: output, scratch: scratch)
+                expand: expand, depthwise: dw, project: project, n: n, input: x, output: output, scratch: scratch,
+                kernels: kernels)
         }
+    }
+
+    /// `weight` packed for `AVX2Kernels.pointwise` when this executor runs the AVX2 kernels and `p` is a pointwise
+    /// conv they take; nil otherwise.
+    private func packedForAVX2(_ weight: UnsafePointer<Float>, _ p: Conv2DParams) -> UnsafePointer<Float>? {
+        guard kernels == .avx2, p.isPointwise, p.groups == 1, p.inC <= AVX2Kernels.pointwiseMaxK else { return nil }
+        let packed = UnsafeMutablePointer<Float>.allocate(
+            capacity: AVX2Kernels.packedPointwiseCount(m: p.outC, k: p.inC))
+        AVX2Kernels.packPointwise(weight, m: p.outC, k: p.inC, into: packed)
+        packedWeights.append(packed)
+        return UnsafePointer(packed)
     }
 
     private func step(_ node: Graph.Node, activation: Kernels.Activation, outputs: [Int]) throws(ModelError)

@@ -23,6 +23,12 @@ struct DenseBench: AsyncParsableCommand {
     @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Model input WxH (default: the video's size).") var inputSize: String?
     @Flag(help: "Also print time per operator type and the slowest layers.") var profile = false
+    @Option(help: "Kernels: portable or avx2 (default: the fastest this CPU runs).") var kernels: KernelSet?
+    @Option(
+        help: ArgumentHelp(
+            "Also run these kernels, alternating frame by frame, and print both medians and their ratio.",
+            discussion: "Side by side in one process, so a busy machine slows both alike."))
+    var versus: KernelSet?
 
     func run() async throws {
         guard frames > 0, warmup >= 0, threads > 0 else { throw ValidationError("frames, threads must be > 0") }
@@ -37,7 +43,8 @@ struct DenseBench: AsyncParsableCommand {
             (w, h) = size
         }
         do {
-            let (executor, input) = try ModelInput.loadModel(path: model, width: w, height: h, threads: threads)
+            let (executor, input) = try ModelInput.loadModel(
+                path: model, width: w, height: h, threads: threads, kernels: kernels ?? .detected)
             let graph = executor.graph
             let shape = input.shape
             let count = shape.reduce(1, *)
@@ -52,11 +59,25 @@ struct DenseBench: AsyncParsableCommand {
             for i in 0..<warmup {
                 try tensors[i % tensors.count].withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
             }
+            let other = try versus.map { k throws(ModelError) in
+                try ModelInput.loadModel(path: model, width: w, height: h, threads: threads, kernels: k).executor
+            }
+            if let other {
+                for i in 0..<warmup {
+                    try tensors[i % tensors.count].withUnsafeBufferPointer { b throws(ModelError) in try other.run(b) }
+                }
+            }
             var times: [Double] = []
+            var otherTimes: [Double] = []
             for i in 0..<frames {
                 let start = ContinuousClock.now
                 try tensors[i % tensors.count].withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
                 times.append((ContinuousClock.now - start).seconds * 1e3)
+                if let other {
+                    let start = ContinuousClock.now
+                    try tensors[i % tensors.count].withUnsafeBufferPointer { b throws(ModelError) in try other.run(b) }
+                    otherTimes.append((ContinuousClock.now - start).seconds * 1e3)
+                }
             }
             if profile {
                 let layers = try tensors[0].withUnsafeBufferPointer { b throws(ModelError) in try executor.profile(b) }
@@ -76,20 +97,33 @@ struct DenseBench: AsyncParsableCommand {
                 }
             }
             times.sort()
-            let median =
-                times.count % 2 == 1
-                ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let median = Self.median(times)
             let p95 = times[min(times.count - 1, Int((Double(times.count) * 0.95).rounded(.up)) - 1)]
             let macs = ModelSummary(graph).totalMACs
             let gflops = 2 * Double(macs) / (median / 1e3) / 1e9
             print("model \(model) input \(shape.shapeText), \(String(format: "%.3f", Double(macs) / 1e9)) GMAC")
-            print("BLAS \(Kernels.blasCoreName()), \(threads) thread(s), \(frames) frames of \(video)")
+            print(
+                "BLAS \(Kernels.blasCoreName()), \(executor.kernels.rawValue) kernels, \(threads) thread(s), "
+                    + "\(frames) frames of \(video)")
             print(String(format: "ms/frame median %.2f  p95 %.2f  effective %.1f GFLOP/s", median, p95, gflops))
+            if let other {
+                let m = Self.median(otherTimes.sorted())
+                print(
+                    String(
+                        format: "%@ kernels median %.2f ms, %@ kernels %.2f ms (alternating): %@ %.2fx faster",
+                        other.kernels.rawValue, m, executor.kernels.rawValue, median, executor.kernels.rawValue,
+                        m / median))
+            }
             print(String(format: "result median_ms=%.3f p95_ms=%.3f gflops=%.2f", median, p95, gflops))
         } catch {
             printError("error: \(error)")
             throw ExitCode(2)
         }
+    }
+
+    static func median(_ sorted: [Double]) -> Double {
+        sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     /// The first `frames` frames of the clip (fewer if it is shorter), decoded to RGB by GStreamer.
@@ -111,3 +145,5 @@ struct DenseBench: AsyncParsableCommand {
         return collected.frames
     }
 }
+
+extension KernelSet: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 // The fused pointwise → depthwise 3×3 → pointwise kernel (DenseExecutor runs MobileNet blocks with it) must equal the
 // three convs run one after the other, for every band split, stride, padding and worker count.
 
+import SkipNetAVX2
 import Testing
 
 @testable import SkipNet
@@ -26,8 +27,13 @@ struct KernelTestsFusedDepthwise {
         Case(h: 30, w: 48, project: false),
     ]
 
-    @Test("fused block equals pointwise, depthwise and pointwise convs run apart", arguments: [1, 2])
-    func matchesSeparateConvs(threads: Int) {
+    /// The kernel sets this CPU runs.
+    static let kernelSets = KernelSet.allCases.filter { KernelSet.isSupported($0, cpuFlags: BLASCoreType.cpuFlags()) }
+
+    @Test(
+        "fused block equals pointwise, depthwise and pointwise convs run apart",
+        arguments: [1, 2], kernelSets)
+    func matchesSeparateConvs(threads: Int, kernels: KernelSet) {
         Kernels.setThreads(threads)
         defer { Kernels.setThreads(1) }
         for (index, t) in Self.cases.enumerated() {
@@ -60,14 +66,29 @@ struct KernelTestsFusedDepthwise {
                 withPointers(be, wd) { pbe, pwd in
                     withPointers(bd, wq) { pbd, pwq in
                         bq.withUnsafeBufferPointer { pbq in
-                            let sq = Kernels.ConvStage(
+                            var sq = Kernels.ConvStage(
                                 params: q, weight: pwq, bias: pbq.baseAddress, activation: .leakyRelu(alpha: 0.1))
-                            let se = Kernels.ConvStage(params: e, weight: pwe, bias: pbe, activation: .relu)
+                            var se = Kernels.ConvStage(params: e, weight: pwe, bias: pbe, activation: .relu)
                             let sd = Kernels.ConvStage(
                                 params: d, weight: pwd, bias: pbd, activation: .clip(min: -0.5, max: 0.75))
+                            // The AVX2 kernels run pointwise stages from packed weights.
+                            let packedE = UnsafeMutablePointer<Float>.allocate(
+                                capacity: AVX2Kernels.packedPointwiseCount(m: e.outC, k: e.inC))
+                            let packedQ = UnsafeMutablePointer<Float>.allocate(
+                                capacity: AVX2Kernels.packedPointwiseCount(m: q.outC, k: q.inC))
+                            defer {
+                                packedE.deallocate()
+                                packedQ.deallocate()
+                            }
+                            if kernels == .avx2 {
+                                AVX2Kernels.packPointwise(pwe, m: e.outC, k: e.inC, into: packedE)
+                                AVX2Kernels.packPointwise(pwq, m: q.outC, k: q.inC, into: packedQ)
+                                se.packed = UnsafePointer(packedE)
+                                sq.packed = UnsafePointer(packedQ)
+                            }
                             Kernels.fusedDepthwise(
                                 expand: t.expand ? se : nil, depthwise: sd, project: t.project ? sq : nil, n: t.n,
-                                input: px, output: &fused, scratch: &scratch)
+                                input: px, output: &fused, scratch: &scratch, kernels: kernels)
                         }
                     }
                 }
@@ -100,7 +121,7 @@ struct KernelTestsFusedDepthwise {
                 }
             }
             #expect(!fused.contains { $0.isNaN }, "case \(index): output fully written")
-            #expect(maxAbsDifference(fused, apart) <= 1e-5, "case \(index), \(threads) workers")
+            #expect(maxAbsDifference(fused, apart) <= 1e-5, "case \(index), \(threads) workers, \(kernels) kernels")
         }
     }
 }

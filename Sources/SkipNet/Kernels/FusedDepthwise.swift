@@ -1,3 +1,5 @@
+import SkipNetAVX2
+
 #if canImport(Darwin)
     import Darwin
 #else
@@ -16,6 +18,8 @@ extension Kernels {
         var weight: UnsafePointer<Float>
         var bias: UnsafePointer<Float>?
         var activation: Activation
+        /// The weights packed by `AVX2Kernels.packPointwise` (a pointwise stage run by the AVX2 kernels), else nil.
+        var packed: UnsafePointer<Float>? = nil
     }
 
     /// True when `fusedDepthwise` can run `depthwise` (3×3, dilation 1, equal strides 1 or 2) with these pointwise
@@ -57,10 +61,11 @@ extension Kernels {
     /// `project(depthwise(expand(input)))` over `n` images, each stage optional except the depthwise conv (check
     /// `canFuseDepthwise` first). Bands of output rows are split across the conv workers; a worker keeps the
     /// expanded rows its next band shares with the last one (1 row at stride 2, 2 at stride 1), so every expanded
-    /// row is computed once per worker.
+    /// row is computed once per worker. With `kernels` `.avx2`, pointwise stages that carry `packed` weights and the
+    /// depthwise conv run the AVX2 kernels (the caller has checked the CPU).
     static func fusedDepthwise(
         expand: ConvStage?, depthwise dw: ConvStage, project: ConvStage?, n: Int, input: UnsafePointer<Float>,
-        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, kernels: KernelSet = .portable
     ) {
         let d = dw.params
         let s = d.strideH
@@ -108,16 +113,9 @@ extension Kernels {
                         if first < needHi {
                             let count = (needHi - first) * inW
                             let dst = expanded + kept * inW
-                            sgemm(
-                                transA: false, transB: false, m: d.inC, n: count, k: e.params.inC, alpha: 1,
-                                a: e.weight, lda: e.params.inC, b: x + first * inW, ldb: inPlane, beta: 0, c: dst,
-                                ldc: capRows * inW)
-                            if e.bias != nil || e.activation != .none {
-                                for c in 0..<d.inC {
-                                    biasActivate(
-                                        dst + c * capRows * inW, count: count, bias: e.bias?[c] ?? 0, e.activation)
-                                }
-                            }
+                            pointwise(
+                                e, m: d.inC, n: count, b: x + first * inW, ldb: inPlane, c: dst, ldc: capRows * inW,
+                                kernels: kernels)
                         }
                         (heldLo, heldHi) = (needLo, needHi)
                         dwIn = UnsafePointer(expanded)
@@ -131,7 +129,12 @@ extension Kernels {
                     }
                     let dst = project == nil ? y + o0 * outW : dwOut
                     let planes = (input: dwInPlane, output: project == nil ? outPlane : rowsPerBand * outW)
-                    if s == 2 && outW >= 16 {
+                    if kernels == .avx2, let clamp = dw.activation.clamp, s == 1 || outW >= 8 {
+                        AVX2Kernels.depthwise3x3(
+                            inH: q.inH, inW: q.inW, outH: q.outH, outW: q.outW, stride: s, padTop: q.padTop,
+                            padLeft: q.padLeft, input: dwIn, inPlane: planes.input, weight: dw.weight, bias: dw.bias,
+                            output: dst, outPlane: planes.output, channels: 0..<d.outC, clamp: clamp)
+                    } else if s == 2 && outW >= 16 {
                         depthwise3x3s2(
                             q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
                             channels: 0..<d.outC, planes: planes)
@@ -143,18 +146,31 @@ extension Kernels {
                     if let pr = project {
                         let count = rows * outW
                         let yb = y + o0 * outW
-                        sgemm(
-                            transA: false, transB: false, m: pr.params.outC, n: count, k: d.outC, alpha: 1,
-                            a: pr.weight, lda: d.outC, b: dwOut, ldb: rowsPerBand * outW, beta: 0, c: yb,
-                            ldc: outPlane)
-                        if pr.bias != nil || pr.activation != .none {
-                            for c in 0..<pr.params.outC {
-                                biasActivate(yb + c * outPlane, count: count, bias: pr.bias?[c] ?? 0, pr.activation)
-                            }
-                        }
+                        pointwise(
+                            pr, m: pr.params.outC, n: count, b: dwOut, ldb: rowsPerBand * outW, c: yb, ldc: outPlane,
+                            kernels: kernels)
                     }
                 }
             }
+        }
+    }
+
+    /// One pointwise stage of a fused block on `n` columns: `c = act(W·b + bias)`.
+    private static func pointwise(
+        _ stage: ConvStage, m: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>,
+        ldc: Int, kernels: KernelSet
+    ) {
+        let k = stage.params.inC
+        if kernels == .avx2, let packed = stage.packed, let clamp = stage.activation.clamp {
+            AVX2Kernels.pointwise(
+                m: m, n: n, k: k, packed: packed, b: b, ldb: ldb, c: c, ldc: ldc, bias: stage.bias, clamp: clamp)
+            return
+        }
+        sgemm(
+            transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: stage.weight, lda: k, b: b, ldb: ldb,
+            beta: 0, c: c, ldc: ldc)
+        if stage.bias != nil || stage.activation != .none {
+            for i in 0..<m { biasActivate(c + i * ldc, count: n, bias: stage.bias?[i] ?? 0, stage.activation) }
         }
     }
 }

@@ -1,0 +1,122 @@
+// The AVX2 + FMA kernels against sums computed by hand (Double, straight from the definitions), on every edge their
+// loops have: column tiles that overlap, row panels with padding rows, borders, strides, band planes, epilogues.
+// Skipped on a CPU without avx2 and fma (the kernels would die on an illegal instruction).
+
+import SkipNetAVX2
+import Testing
+
+@testable import SkipNet
+
+private let avx2 = KernelSet.isSupported(.avx2, cpuFlags: BLASCoreType.cpuFlags())
+
+/// The epilogues the engine maps activations to, and the activation each stands for.
+private let clamps: [(AVX2Kernels.Clamp, @Sendable (Double) -> Double)] = [
+    (AVX2Kernels.Clamp(), { $0 }),
+    (AVX2Kernels.Clamp(lo: 0), { max($0, 0) }),
+    (AVX2Kernels.Clamp(slope: 0.1), { $0 < 0 ? 0.1 * $0 : $0 }),
+    (AVX2Kernels.Clamp(lo: -0.25, hi: 0.5), { min(max($0, -0.25), 0.5) }),
+]
+
+@Suite("AVX2Kernels", .enabled(if: avx2, "this CPU lacks avx2 or fma"))
+struct AVX2KernelTests {
+    @Test(
+        "pointwise equals Σ_k a·b + bias, then the activation",
+        arguments: [(1, 1, 1), (5, 3, 7), (6, 16, 16), (7, 27, 17), (16, 24, 33), (24, 96, 200), (13, 256, 48)])
+    func pointwise(m: Int, k: Int, n: Int) {
+        let (ldb, ldc) = (n + 5, n + 3)
+        let a = randomFloats(m * k, seed: 1)
+        let b = randomFloats(k * ldb, seed: 2)
+        let bias = randomFloats(m, seed: 3)
+        var packed = [Float](repeating: .nan, count: AVX2Kernels.packedPointwiseCount(m: m, k: k))
+        AVX2Kernels.packPointwise(a, m: m, k: k, into: &packed)
+        for (withBias, (clamp, activation)) in [false, true].flatMap({ w in clamps.map { (w, $0) } }) {
+            var c = [Float](repeating: .nan, count: m * ldc)
+            bias.withUnsafeBufferPointer { pb in
+                AVX2Kernels.pointwise(
+                    m: m, n: n, k: k, packed: packed, b: b, ldb: ldb, c: &c, ldc: ldc,
+                    bias: withBias ? pb.baseAddress : nil, clamp: clamp)
+            }
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = withBias ? Double(bias[i]) : 0
+                    for kk in 0..<k { s += Double(a[i * k + kk]) * Double(b[kk * ldb + j]) }
+                    worst = max(worst, abs(Double(c[i * ldc + j]) - activation(s)))
+                }
+                // Columns past n in each row of C stay untouched.
+                #expect(c[(i * ldc + n)..<(i * ldc + ldc)].allSatisfy { $0.isNaN })
+            }
+            #expect(worst <= 1e-5 * Double(max(1, k / 16)), "m \(m) k \(k) n \(n) bias \(withBias) \(clamp)")
+        }
+    }
+
+    struct DepthwiseCase: CustomStringConvertible, Sendable {
+        var h: Int, w: Int, stride: Int, padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+        var description: String { "\(h)x\(w) s\(stride) pads \(padTop),\(padLeft),\(padBottom),\(padRight)" }
+        var outH: Int { (h + padTop + padBottom - 3) / stride + 1 }
+        var outW: Int { (w + padLeft + padRight - 3) / stride + 1 }
+    }
+
+    @Test(
+        "depthwise 3×3 equals the sum over its nine taps (zero outside the image)",
+        arguments: [
+            DepthwiseCase(h: 5, w: 3, stride: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
+            DepthwiseCase(h: 9, w: 8, stride: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
+            DepthwiseCase(h: 7, w: 45, stride: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
+            DepthwiseCase(h: 6, w: 40, stride: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0),
+            DepthwiseCase(h: 4, w: 21, stride: 1, padTop: 2, padLeft: 2, padBottom: 0, padRight: 0),
+            DepthwiseCase(h: 9, w: 17, stride: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
+            DepthwiseCase(h: 10, w: 48, stride: 2, padTop: 0, padLeft: 1, padBottom: 1, padRight: 1),
+            DepthwiseCase(h: 8, w: 70, stride: 2, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0),
+        ])
+    func depthwise(_ t: DepthwiseCase) {
+        let channels = 5
+        // Planes longer than one image (a band inside a larger buffer), and a channel range that skips channel 0.
+        let (inPlane, outPlane) = (t.h * t.w + 11, t.outH * t.outW + 7)
+        let x = randomFloats(channels * inPlane, seed: 4)
+        let weight = randomFloats(channels * 9, seed: 5)
+        let bias = randomFloats(channels, seed: 6)
+        for (clamp, activation) in clamps {
+            var y = [Float](repeating: .nan, count: channels * outPlane)
+            AVX2Kernels.depthwise3x3(
+                inH: t.h, inW: t.w, outH: t.outH, outW: t.outW, stride: t.stride, padTop: t.padTop,
+                padLeft: t.padLeft, input: x, inPlane: inPlane, weight: weight, bias: bias, output: &y,
+                outPlane: outPlane, channels: 1..<channels, clamp: clamp)
+            var worst = 0.0
+            for c in 1..<channels {
+                for oy in 0..<t.outH {
+                    for ox in 0..<t.outW {
+                        var s = Double(bias[c])
+                        for ky in 0..<3 {
+                            for kx in 0..<3 {
+                                let (iy, ix) = (oy * t.stride + ky - t.padTop, ox * t.stride + kx - t.padLeft)
+                                guard iy >= 0, iy < t.h, ix >= 0, ix < t.w else { continue }
+                                s += Double(weight[c * 9 + ky * 3 + kx]) * Double(x[c * inPlane + iy * t.w + ix])
+                            }
+                        }
+                        worst = max(worst, abs(Double(y[c * outPlane + oy * t.outW + ox]) - activation(s)))
+                    }
+                }
+            }
+            #expect(worst <= 1e-5, "\(t) \(clamp)")
+            #expect(y[0..<outPlane].allSatisfy { $0.isNaN }, "channel 0 is outside the range")
+        }
+    }
+}
+
+@Suite("KernelSet")
+struct KernelSetTests {
+    @Test func avx2NeedsBothFlags() {
+        #expect(KernelSet.isSupported(.portable, cpuFlags: []))
+        #expect(!KernelSet.isSupported(.avx2, cpuFlags: ["avx2"]))
+        #expect(!KernelSet.isSupported(.avx2, cpuFlags: ["fma", "sse4_2"]))
+        #if arch(x86_64)
+            #expect(KernelSet.isSupported(.avx2, cpuFlags: ["avx2", "fma"]))
+        #endif
+    }
+
+    @Test func leakyReluSteeperThanOneHasNoClamp() {
+        #expect(Kernels.Activation.leakyRelu(alpha: 2).clamp == nil)
+        #expect(Kernels.Activation.leakyRelu(alpha: 0.2).clamp == AVX2Kernels.Clamp(slope: 0.2))
+    }
+}
