@@ -10,15 +10,22 @@ extension AVX2Kernels {
         output: UnsafeMutablePointer<Float>, outPlane: Int, channels: Range<Int>, clamp: Clamp
     ) {
         precondition(stride == 1 || (stride == 2 && outW >= 8), "AVX2 depthwise3x3: stride 1, or 2 with outW >= 8")
-        let geometry = Geometry(inH: inH, inW: inW, outH: outH, outW: outW, padTop: padTop, padLeft: padLeft)
-        for ch in channels {
-            let taps = Taps(weight + ch * 9, bias: bias?[ch] ?? 0)
-            let x = input + ch * inPlane
-            let y = output + ch * outPlane
-            if stride == 1 {
-                stride1(geometry, x, y, taps, clamp)
-            } else {
-                stride2(geometry, x, y, taps, clamp)
+        let g = Geometry(inH: inH, inW: inW, outH: outH, outW: outW, padTop: padTop, padLeft: padLeft)
+        // Row buffers, zeroed once per call: a band holds only a few rows per channel, so per-channel set-up would
+        // cost as much as the arithmetic.
+        let count = stride == 1 ? stride1ScratchCount(g) : stride2ScratchCount(g)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { buf in
+            let scratch = buf.baseAddress!
+            scratch.initialize(repeating: 0, count: count)
+            for ch in channels {
+                let taps = Taps(weight + ch * 9, bias: bias?[ch] ?? 0)
+                let x = input + ch * inPlane
+                let y = output + ch * outPlane
+                if stride == 1 {
+                    stride1(g, x, y, taps, clamp, scratch)
+                } else {
+                    stride2(g, x, y, taps, clamp, scratch)
+                }
             }
         }
     }
@@ -27,96 +34,57 @@ extension AVX2Kernels {
         var inH: Int, inW: Int, outH: Int, outW: Int, padTop: Int, padLeft: Int
     }
 
-    /// The nine weights and the bias, as scalars and as 8-lane broadcasts.
+    /// A channel's nine weights and its bias.
     struct Taps {
-        let w: (Float, Float, Float, Float, Float, Float, Float, Float, Float)
-        let v: (F8, F8, F8, F8, F8, F8, F8, F8, F8)
+        let w: UnsafePointer<Float>
         let b: Float
 
-        init(_ p: UnsafePointer<Float>, bias: Float) {
-            w = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
-            v = (
-                F8(repeating: p[0]), F8(repeating: p[1]), F8(repeating: p[2]), F8(repeating: p[3]),
-                F8(repeating: p[4]), F8(repeating: p[5]), F8(repeating: p[6]), F8(repeating: p[7]),
-                F8(repeating: p[8])
-            )
+        init(_ w: UnsafePointer<Float>, bias: Float) {
+            self.w = w
             b = bias
-        }
-
-        /// Σ taps over three rows of inputs at columns `t0 + j`, `t1 + j`, `t2 + j` (j = 0 ..< 8).
-        @inline(__always)
-        func vector(
-            _ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ r2: UnsafePointer<Float>, _ t0: Int, _ t1: Int,
-            _ t2: Int
-        ) -> F8 {
-            var a = F8(repeating: b)
-            a.addProduct(v.0, load8(r0 + t0))
-            a.addProduct(v.1, load8(r0 + t1))
-            a.addProduct(v.2, load8(r0 + t2))
-            var c = v.3 * load8(r1 + t0)
-            c.addProduct(v.4, load8(r1 + t1))
-            c.addProduct(v.5, load8(r1 + t2))
-            a.addProduct(v.6, load8(r2 + t0))
-            c.addProduct(v.7, load8(r2 + t1))
-            a.addProduct(v.8, load8(r2 + t2))
-            return a + c
         }
     }
 
-    /// Stride 1: output column ox reads input columns ox − padLeft + {0, 1, 2}.
+    /// Stride 1: output column ox reads input columns ox − padLeft + {0, 1, 2}. Each input row is copied once into a
+    /// ring of three zero-padded rows, `P[j] = row[j − padLeft]`, so every output column is one vector step over
+    /// `P[ox]`, `P[ox + 1]`, `P[ox + 2]` — no scalar border path (narrow deep layers have 2 border columns in 24).
+    static func stride1ScratchCount(_ g: Geometry) -> Int { 4 * (Swift.max(g.outW, 8) + 2) + 8 }
+
     static func stride1(
-        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ t: Taps, _ clamp: Clamp
+        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ t: Taps, _ clamp: Clamp,
+        _ base: UnsafeMutablePointer<Float>
     ) {
-        let cv = ClampVector(clamp)
+        let outW = g.outW
         let inW = g.inW
         let padL = g.padLeft
-        // Interior ox: all three taps inside [0, inW).
-        let intHi = Swift.max(0, Swift.min(g.outW, inW - 2 + padL))
-        let intLo = Swift.min(padL, intHi)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: inW + 16) { zbuf in
-            let zero = UnsafePointer(zbuf.baseAddress!)
-            zbuf.baseAddress!.initialize(repeating: 0, count: inW + 16)
+        let len = Swift.max(outW, 8) + 2
+        // Columns of P that hold input (the rest stay zero).
+        let (lo, hi) = (Swift.min(len, Swift.max(0, padL)), Swift.max(0, Swift.min(len, inW + padL)))
+        do {
+            let zero = UnsafePointer(base + 3 * len)
+            let spill = base + 4 * len  // an 8-lane result for rows narrower than 8
+            var held = (-1, -1, -1)
+            func padded(_ iy: Int) -> UnsafePointer<Float> {
+                if iy < 0 || iy >= g.inH { return zero }
+                let k = iy % 3
+                let row = base + k * len
+                let cached = k == 0 ? held.0 : (k == 1 ? held.1 : held.2)
+                if cached != iy {
+                    if lo < hi { (row + lo).update(from: x + iy * inW + lo - padL, count: hi - lo) }
+                    if k == 0 { held.0 = iy } else if k == 1 { held.1 = iy } else { held.2 = iy }
+                }
+                return UnsafePointer(row)
+            }
             for oy in 0..<g.outH {
                 let iy = oy - g.padTop
-                let r0 = iy >= 0 && iy < g.inH ? x + iy * inW : zero
-                let r1 = iy + 1 >= 0 && iy + 1 < g.inH ? x + (iy + 1) * inW : zero
-                let r2 = iy + 2 >= 0 && iy + 2 < g.inH ? x + (iy + 2) * inW : zero
-                let row = y + oy * g.outW
-                @inline(__always) func scalar(_ ox: Int) {
-                    let i = ox - padL
-                    @inline(__always) func tap(_ r: UnsafePointer<Float>, _ ix: Int) -> Float {
-                        ix >= 0 && ix < inW ? r[ix] : 0
-                    }
-                    var s = t.b + t.w.0 * tap(r0, i) + t.w.1 * tap(r0, i + 1) + t.w.2 * tap(r0, i + 2)
-                    s += t.w.3 * tap(r1, i) + t.w.4 * tap(r1, i + 1) + t.w.5 * tap(r1, i + 2)
-                    s += t.w.6 * tap(r2, i) + t.w.7 * tap(r2, i + 1) + t.w.8 * tap(r2, i + 2)
-                    row[ox] = clamp.apply(s)
-                }
-                var ox = 0
-                if intHi - intLo >= 8 {
-                    while ox < intLo {
-                        scalar(ox)
-                        ox += 1
-                    }
-                    while ox + 16 <= intHi {
-                        let i = ox - padL
-                        let a = t.vector(r0, r1, r2, i, i + 1, i + 2)
-                        let b = t.vector(r0, r1, r2, i + 8, i + 9, i + 10)
-                        store8(clamp8(a, cv), row + ox)
-                        store8(clamp8(b, cv), row + ox + 8)
-                        ox += 16
-                    }
-                    while ox < intHi {
-                        // The last vector may overlap the one before it: same inputs, same values.
-                        let o = Swift.min(ox, intHi - 8)
-                        let i = o - padL
-                        store8(clamp8(t.vector(r0, r1, r2, i, i + 1, i + 2), cv), row + o)
-                        ox = o + 8
-                    }
-                }
-                while ox < g.outW {
-                    scalar(ox)
-                    ox += 1
+                let (r0, r1, r2) = (padded(iy), padded(iy + 1), padded(iy + 2))
+                let out = y + oy * outW
+                if outW >= 8 {
+                    row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, out, outW, t, clamp)
+                } else {
+                    // Rows narrower than a vector: one vector over the zero-padded rows, then the valid part.
+                    row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, spill, 8, t, clamp)
+                    out.update(from: spill, count: outW)
                 }
             }
         }
@@ -125,18 +93,18 @@ extension AVX2Kernels {
     /// Stride 2: each input row is split once into its even and odd columns, `E[j] = row[2j − padLeft]` and
     /// `O[j] = row[2j + 1 − padLeft]` (zero outside the row), kept in a ring of three (consecutive output rows share
     /// an input row); output column ox then reads `E[ox]`, `O[ox]`, `E[ox + 1]`, all plain loads.
+    static func stride2ScratchCount(_ g: Geometry) -> Int { 8 * (g.outW + 16) }
+
     static func stride2(
-        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ t: Taps, _ clamp: Clamp
+        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ t: Taps, _ clamp: Clamp,
+        _ base: UnsafeMutablePointer<Float>
     ) {
-        let cv = ClampVector(clamp)
         let inW = g.inW
         let outW = g.outW
         let padL = g.padLeft
         let half = outW + 16
         let slot = 2 * half
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * slot) { buf in
-            let base = buf.baseAddress!
-            base.initialize(repeating: 0, count: 4 * slot)
+        do {
             let zeroE = UnsafePointer(base + 3 * slot)
             let zeroO = zeroE + half
             var held = (-1, -1, -1)
@@ -171,28 +139,45 @@ extension AVX2Kernels {
                 let (e0, o0) = split(iy)
                 let (e1, o1) = split(iy + 1)
                 let (e2, o2) = split(iy + 2)
-                let row = y + oy * outW
-                // Each tap row is E or O of one input row: E[ox], O[ox], E[ox+1] → three row pointers per tap column.
-                @inline(__always) func at(_ ox: Int) -> F8 {
-                    var a = F8(repeating: t.b)
-                    a.addProduct(t.v.0, load8(e0 + ox))
-                    a.addProduct(t.v.1, load8(o0 + ox))
-                    a.addProduct(t.v.2, load8(e0 + ox + 1))
-                    var c = t.v.3 * load8(e1 + ox)
-                    c.addProduct(t.v.4, load8(o1 + ox))
-                    c.addProduct(t.v.5, load8(e1 + ox + 1))
-                    a.addProduct(t.v.6, load8(e2 + ox))
-                    c.addProduct(t.v.7, load8(o2 + ox))
-                    a.addProduct(t.v.8, load8(e2 + ox + 1))
-                    return a + c
-                }
-                var ox = 0
-                while ox < outW {
-                    let o = Swift.min(ox, outW - 8)
-                    store8(clamp8(at(o), cv), row + o)
-                    ox = o + 8
-                }
+                row(e0, o0, e0 + 1, e1, o1, e1 + 1, e2, o2, e2 + 1, y + oy * outW, outW, t, clamp)
             }
+        }
+    }
+
+    /// One output row (`outW >= 8`): `out[ox] = clamp(b + Σ w_k · p_k[ox])` over the nine tap rows `p`.
+    /// Not inlined on purpose: inlined into the ring bookkeeping, LLVM's SLP vectorizer re-splits the 8-lane FMAs
+    /// over overlapping loads into 4-lane pieces and shuffles (3× slower, measured).
+    @inline(never)
+    static func row(
+        _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
+        _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
+        _ p6: UnsafePointer<Float>, _ p7: UnsafePointer<Float>, _ p8: UnsafePointer<Float>,
+        _ out: UnsafeMutablePointer<Float>, _ outW: Int, _ t: Taps, _ clamp: Clamp
+    ) {
+        // Broadcasts made here from scalars: F8 values passed in a struct reach LLVM as float arrays, which it
+        // then reassembles from 4-lane halves inside the loop.
+        let w = t.w
+        let (v0, v1, v2) = (F8(repeating: w[0]), F8(repeating: w[1]), F8(repeating: w[2]))
+        let (v3, v4, v5) = (F8(repeating: w[3]), F8(repeating: w[4]), F8(repeating: w[5]))
+        let (v6, v7, v8) = (F8(repeating: w[6]), F8(repeating: w[7]), F8(repeating: w[8]))
+        let vb = F8(repeating: t.b)
+        let cv = ClampVector(clamp)
+        var ox = 0
+        while ox < outW {
+            // The last vector may overlap the one before it: same inputs, same values.
+            let o = Swift.min(ox, outW - 8)
+            var a = vb
+            a.addProduct(v0, load8(p0 + o))
+            a.addProduct(v1, load8(p1 + o))
+            a.addProduct(v2, load8(p2 + o))
+            var c = v3 * load8(p3 + o)
+            c.addProduct(v4, load8(p4 + o))
+            c.addProduct(v5, load8(p5 + o))
+            a.addProduct(v6, load8(p6 + o))
+            c.addProduct(v7, load8(p7 + o))
+            a.addProduct(v8, load8(p8 + o))
+            store8(clamp8(a + c, cv), out + o)
+            ox = o + 8
         }
     }
 }
