@@ -46,6 +46,26 @@ extension AVX2Kernels {
             }
             return
         }
+        // One specialised copy of the tile loop per epilogue: a branch per stored vector costs as much as a k step.
+        if clamp.slope != 1 {
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Leaky(cv))
+        } else if clamp.hi != .infinity {
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Band(cv))
+        } else if clamp.lo != -.infinity {
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Floor(cv))
+        } else {
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Identity())
+        }
+    }
+
+    /// The 6×16 tiles of `pointwise` for n >= 16. Accumulators start at the bias, so the store applies only `e`.
+    @inline(__always)
+    static func tiles<E: Epilogue>(
+        _ m: Int, _ n: Int, _ k: Int, _ packed: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ e: E
+    ) {
+        let r = pointwiseRows
+        let panels = (m + r - 1) / r
         // Each 16-column panel of B is copied to a contiguous buffer first: B's rows are channel planes far apart,
         // and read in place every k step would touch another page.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: k * 16) { panel in
@@ -59,75 +79,117 @@ extension AVX2Kernels {
                     store8(load8(src + 8), bpanel + 16 * kk + 8)
                     src += ldb
                 }
-                tile(j0, UnsafePointer(bpanel))
-                j += 16
-            }
-        }
-
-        @inline(__always) func tile(_ j0: Int, _ bpanel: UnsafePointer<Float>) {
-            for p in 0..<panels {
-                var ap = packed + p * k * r
-                var bp = bpanel
-                var c00 = F8(), c01 = F8(), c10 = F8(), c11 = F8(), c20 = F8(), c21 = F8()
-                var c30 = F8(), c31 = F8(), c40 = F8(), c41 = F8(), c50 = F8(), c51 = F8()
-                for _ in 0..<k {
-                    let b0 = load8(bp)
-                    let b1 = load8(bp + 8)
-                    var x = F8(repeating: ap[0])
-                    c00.addProduct(x, b0)
-                    c01.addProduct(x, b1)
-                    x = F8(repeating: ap[1])
-                    c10.addProduct(x, b0)
-                    c11.addProduct(x, b1)
-                    x = F8(repeating: ap[2])
-                    c20.addProduct(x, b0)
-                    c21.addProduct(x, b1)
-                    x = F8(repeating: ap[3])
-                    c30.addProduct(x, b0)
-                    c31.addProduct(x, b1)
-                    x = F8(repeating: ap[4])
-                    c40.addProduct(x, b0)
-                    c41.addProduct(x, b1)
-                    x = F8(repeating: ap[5])
-                    c50.addProduct(x, b0)
-                    c51.addProduct(x, b1)
-                    ap += r
-                    bp += 16
+                for p in 0..<panels {
+                    let i0 = p * r
+                    let rows = Swift.min(r, m - i0)
+                    var ap = packed + p * k * r
+                    var bp = UnsafePointer(bpanel)
+                    // Padding rows of the last panel read bias 0 (their weights are zero and they are not stored).
+                    var c00 = broadcast(bias, i0, 0, rows), c01 = c00
+                    var c10 = broadcast(bias, i0, 1, rows), c11 = c10
+                    var c20 = broadcast(bias, i0, 2, rows), c21 = c20
+                    var c30 = broadcast(bias, i0, 3, rows), c31 = c30
+                    var c40 = broadcast(bias, i0, 4, rows), c41 = c40
+                    var c50 = broadcast(bias, i0, 5, rows), c51 = c50
+                    for _ in 0..<k {
+                        let b0 = load8(bp)
+                        let b1 = load8(bp + 8)
+                        var x = F8(repeating: ap[0])
+                        c00.addProduct(x, b0)
+                        c01.addProduct(x, b1)
+                        x = F8(repeating: ap[1])
+                        c10.addProduct(x, b0)
+                        c11.addProduct(x, b1)
+                        x = F8(repeating: ap[2])
+                        c20.addProduct(x, b0)
+                        c21.addProduct(x, b1)
+                        x = F8(repeating: ap[3])
+                        c30.addProduct(x, b0)
+                        c31.addProduct(x, b1)
+                        x = F8(repeating: ap[4])
+                        c40.addProduct(x, b0)
+                        c41.addProduct(x, b1)
+                        x = F8(repeating: ap[5])
+                        c50.addProduct(x, b0)
+                        c51.addProduct(x, b1)
+                        ap += r
+                        bp += 16
+                    }
+                    let cp = c + i0 * ldc + j0
+                    store8(e.apply(c00), cp)
+                    store8(e.apply(c01), cp + 8)
+                    if rows == r {
+                        store8(e.apply(c10), cp + ldc)
+                        store8(e.apply(c11), cp + ldc + 8)
+                        store8(e.apply(c20), cp + 2 * ldc)
+                        store8(e.apply(c21), cp + 2 * ldc + 8)
+                        store8(e.apply(c30), cp + 3 * ldc)
+                        store8(e.apply(c31), cp + 3 * ldc + 8)
+                        store8(e.apply(c40), cp + 4 * ldc)
+                        store8(e.apply(c41), cp + 4 * ldc + 8)
+                        store8(e.apply(c50), cp + 5 * ldc)
+                        store8(e.apply(c51), cp + 5 * ldc + 8)
+                        continue
+                    }
+                    if rows > 1 {
+                        store8(e.apply(c10), cp + ldc)
+                        store8(e.apply(c11), cp + ldc + 8)
+                    }
+                    if rows > 2 {
+                        store8(e.apply(c20), cp + 2 * ldc)
+                        store8(e.apply(c21), cp + 2 * ldc + 8)
+                    }
+                    if rows > 3 {
+                        store8(e.apply(c30), cp + 3 * ldc)
+                        store8(e.apply(c31), cp + 3 * ldc + 8)
+                    }
+                    if rows > 4 {
+                        store8(e.apply(c40), cp + 4 * ldc)
+                        store8(e.apply(c41), cp + 4 * ldc + 8)
+                    }
                 }
-                let i0 = p * r
-                let rows = Swift.min(r, m - i0)
-                let cp = c + i0 * ldc + j0
-                // The last panel's padding rows (zero weights) are computed but not stored.
-                store8(clamp8(c00 + broadcast(bias, i0 + 0), cv), cp)
-                store8(clamp8(c01 + broadcast(bias, i0 + 0), cv), cp + 8)
-                if rows > 1 {
-                    store8(clamp8(c10 + broadcast(bias, i0 + 1), cv), cp + ldc)
-                    store8(clamp8(c11 + broadcast(bias, i0 + 1), cv), cp + ldc + 8)
-                }
-                if rows > 2 {
-                    store8(clamp8(c20 + broadcast(bias, i0 + 2), cv), cp + 2 * ldc)
-                    store8(clamp8(c21 + broadcast(bias, i0 + 2), cv), cp + 2 * ldc + 8)
-                }
-                if rows > 3 {
-                    store8(clamp8(c30 + broadcast(bias, i0 + 3), cv), cp + 3 * ldc)
-                    store8(clamp8(c31 + broadcast(bias, i0 + 3), cv), cp + 3 * ldc + 8)
-                }
-                if rows > 4 {
-                    store8(clamp8(c40 + broadcast(bias, i0 + 4), cv), cp + 4 * ldc)
-                    store8(clamp8(c41 + broadcast(bias, i0 + 4), cv), cp + 4 * ldc + 8)
-                }
-                if rows > 5 {
-                    store8(clamp8(c50 + broadcast(bias, i0 + 5), cv), cp + 5 * ldc)
-                    store8(clamp8(c51 + broadcast(bias, i0 + 5), cv), cp + 5 * ldc + 8)
-                }
+                j = j0 + 16
             }
         }
     }
 }
 
-/// `p[i]` in all lanes; zero when there is no bias.
+/// What a tile applies to each accumulator as it stores it (the bias is already in).
+protocol Epilogue {
+    func apply(_ v: F8) -> F8
+}
+
+struct Identity: Epilogue {
+    @_transparent func apply(_ v: F8) -> F8 { v }
+}
+
+/// max(v, lo): ReLU and other lower bounds.
+struct Floor: Epilogue {
+    let lo: F8
+    init(_ c: ClampVector) { lo = c.lo }
+    @_transparent func apply(_ v: F8) -> F8 { v.replacing(with: lo, where: v .< lo) }
+}
+
+/// min(max(v, lo), hi): Clip.
+struct Band: Epilogue {
+    let lo: F8, hi: F8
+    init(_ c: ClampVector) { (lo, hi) = (c.lo, c.hi) }
+    @_transparent func apply(_ v: F8) -> F8 {
+        let y = v.replacing(with: lo, where: v .< lo)
+        return y.replacing(with: hi, where: hi .< y)
+    }
+}
+
+/// The full clamp, LeakyReLU's max(v, αv) first.
+struct Leaky: Epilogue {
+    let c: ClampVector
+    init(_ c: ClampVector) { self.c = c }
+    @_transparent func apply(_ v: F8) -> F8 { clamp8(v, c) }
+}
+
+/// `bias[i0 + r]` in all lanes for a stored row (r < rows) of a conv with a bias; zero otherwise.
 @inline(__always)
-private func broadcast(_ p: UnsafePointer<Float>?, _ i: Int) -> F8 {
-    guard let p else { return F8() }
-    return F8(repeating: p[i])
+private func broadcast(_ bias: UnsafePointer<Float>?, _ i0: Int, _ r: Int, _ rows: Int) -> F8 {
+    guard let bias, r < rows else { return F8() }
+    return F8(repeating: bias[i0 + r])
 }
