@@ -60,18 +60,24 @@ import Testing
             model: modelPath, clip: clip, frames: [0, 250, 600], layout: layout, into: dir)
 
         let graph = try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape)
-        let executor = try DenseExecutor(graph: graph)
         let names = graph.outputs.map { graph.values[$0].name }
-        for frame in meta.frames {
-            let input = try Self.floats(dir.appendingPathComponent("frame\(frame).input"))
-            let outputs = try executor.run(Tensor(shape: meta.inputShape, data: input))
-            for (k, reference) in meta.outputs.enumerated() {
-                let mine = try #require(names.firstIndex(of: reference.name))
-                #expect(outputs[mine].shape == reference.shape)
-                let expected = try Self.floats(dir.appendingPathComponent("frame\(frame).out\(k)"))
-                let scale = expected.map(abs).max() ?? 0
-                let diff = zip(outputs[mine].data, expected).map { abs($0 - $1) }.max() ?? .infinity
-                #expect(diff / max(scale, .leastNormalMagnitude) <= 1e-4, "\(model) frame \(frame) \(reference.name)")
+        // Every kernel set this CPU runs, against the same reference.
+        let sets = KernelSet.allCases.filter { KernelSet.isSupported($0, cpuFlags: BLASCoreType.cpuFlags()) }
+        for kernels in sets {
+            let executor = try DenseExecutor(graph: graph, kernels: kernels)
+            for frame in meta.frames {
+                let input = try Self.floats(dir.appendingPathComponent("frame\(frame).input"))
+                let outputs = try executor.run(Tensor(shape: meta.inputShape, data: input))
+                for (k, reference) in meta.outputs.enumerated() {
+                    let mine = try #require(names.firstIndex(of: reference.name))
+                    #expect(outputs[mine].shape == reference.shape)
+                    let expected = try Self.floats(dir.appendingPathComponent("frame\(frame).out\(k)"))
+                    let scale = expected.map(abs).max() ?? 0
+                    let diff = zip(outputs[mine].data, expected).map { abs($0 - $1) }.max() ?? .infinity
+                    #expect(
+                        diff / max(scale, .leastNormalMagnitude) <= 1e-4,
+                        "\(model) frame \(frame) \(reference.name), \(kernels) kernels")
+                }
             }
         }
     }

@@ -147,6 +147,25 @@ import Testing
         #expect(result.stdout.contains("lowest GMAC/f with precision and recall ≥ 0.95"))
     }
 
+    /// `bench dense --kernels K --versus V` runs both kernel sets on the same frames and prints both medians.
+    @Test func benchDenseComparesKernelSets() throws {
+        let avx2 =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))
+            .map { $0.contains(" avx2") && $0.contains(" fma") } ?? false
+        let result = try skipd(
+            "bench", "dense", "--model", "assets/centerface.onnx", "--video", "assets/vtest.avi", "--frames", "2",
+            "--warmup", "0", "--input-size", "192x160", "--kernels", "portable", "--versus",
+            avx2 ? "avx2" : "portable")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("BLAS ") && result.stdout.contains(", portable kernels,"))
+        #expect(
+            result.stdout.contains(
+                avx2 ? "avx2 kernels median " : "portable kernels median ") && result.stdout.contains("x faster"))
+        let bogus = try skipd(
+            "bench", "dense", "--model", "assets/centerface.onnx", "--video", "assets/vtest.avi", "--kernels", "sse9")
+        #expect(bogus.status != 0 && bogus.stderr.contains("sse9"))
+    }
+
     @Test func benchPolicyRejectsAnUnknownConfiguration() throws {
         let result = try skipd(
             "bench", "policy", "--model", "assets/centerface.onnx", "--video", "assets/vtest.avi", "--only", "fast")
