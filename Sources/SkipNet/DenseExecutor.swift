@@ -46,7 +46,7 @@ public final class DenseExecutor {
         guard graph.inputs.count == 1 else {
             throw ModelError("the dense executor runs single-input models; this one has \(graph.inputs.count)")
         }
-        guard KernelSet.isSupported(kernels, cpuFlags: BLASCoreType.cpuFlags()) else {
+        guard kernels == .portable || KernelSet.isSupported(kernels, cpuFlags: BLASCoreType.cpuFlags()) else {
             throw ModelError("this CPU cannot run the \(kernels.rawValue) kernels (it lacks AVX2 or FMA)")
         }
         self.graph = graph
