@@ -29,6 +29,7 @@ public final class DenseExecutor {
     private var scratch: UnsafeMutablePointer<Float>
     /// Pointwise weights packed for the AVX2 kernels.
     private var packedWeights: [UnsafeMutablePointer<Float>] = []
+    private var packedByWeight: [UnsafePointer<Float>: UnsafePointer<Float>] = [:]
     /// Depthwise convs run together with their neighbouring pointwise convs (node indices), see `fusedDepthwise`.
     private var blocks: [Int: (expand: Int?, project: Int?)] = [:]
     /// Activation applied in each conv's epilogue, by node index.
@@ -337,14 +338,16 @@ public final class DenseExecutor {
         }
     }
 
-    /// `weight` packed for `AVX2Kernels.pointwise` when this executor runs the AVX2 kernels and `p` is a pointwise
-    /// conv they take; nil otherwise.
-    private func packedForAVX2(_ weight: UnsafePointer<Float>, _ p: Conv2DParams) -> UnsafePointer<Float>? {
+    /// `weight` packed for `AVX2Kernels.pointwise` (once per weight) when this executor runs the AVX2 kernels and
+    /// `p` is a pointwise conv they take; nil otherwise.
+    func packedForAVX2(_ weight: UnsafePointer<Float>, _ p: Conv2DParams) -> UnsafePointer<Float>? {
         guard kernels == .avx2, p.isPointwise, p.groups == 1, p.inC <= AVX2Kernels.pointwiseMaxK else { return nil }
+        if let done = packedByWeight[weight] { return done }
         let packed = UnsafeMutablePointer<Float>.allocate(
             capacity: AVX2Kernels.packedPointwiseCount(m: p.outC, k: p.inC))
         AVX2Kernels.packPointwise(weight, m: p.outC, k: p.inC, into: packed)
         packedWeights.append(packed)
+        packedByWeight[weight] = UnsafePointer(packed)
         return UnsafePointer(packed)
     }
 
@@ -375,10 +378,12 @@ public final class DenseExecutor {
         switch node.op {
         case .conv(let a):
             let p = convParams(node, a)
-            let (w, b, n) = (try constant(1, "weights"), optional(2), xShape[0])
+            let (w, b, n, kernels) = (try constant(1, "weights"), optional(2), xShape[0], kernels)
+            let packed = packedForAVX2(w, p)
             return {
                 Kernels.conv2d(
-                    p, n: n, input: x, weight: w, bias: b, output: y, scratch: scratch, activation: activation)
+                    p, n: n, input: x, weight: w, bias: b, output: y, scratch: scratch, activation: activation,
+                    kernels: kernels, packed: packed)
             }
         case .convTranspose(let a, _, _):
             let p = convTransposeParams(node, a)

@@ -104,6 +104,45 @@ struct AVX2KernelTests {
     }
 }
 
+@Suite("Kernels.conv2d with the AVX2 kernels", .enabled(if: avx2, "this CPU lacks avx2 or fma"))
+struct AVX2Conv2dTests {
+    /// Depthwise 3×3 (strides 1, 2) and pointwise convs, batch 2, 1 and 2 workers: `conv2d(kernels: .avx2)` equals
+    /// the portable `conv2d` (itself checked against onnxruntime in KernelTests).
+    @Test(arguments: [1, 2])
+    func matchesPortable(threads: Int) {
+        Kernels.setThreads(threads)
+        defer { Kernels.setThreads(1) }
+        let cases = [
+            Conv2DParams(
+                inC: 24, inH: 13, inW: 29, outC: 24, outH: 13, outW: 29, kH: 3, kW: 3, padTop: 1, padLeft: 1,
+                padBottom: 1, padRight: 1, groups: 24),
+            Conv2DParams(
+                inC: 16, inH: 20, inW: 34, outC: 16, outH: 10, outW: 17, kH: 3, kW: 3, strideH: 2, strideW: 2,
+                padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 16),
+            Conv2DParams(inC: 40, inH: 9, inW: 130, outC: 13, outH: 9, outW: 130, kH: 1, kW: 1),
+        ]
+        for p in cases {
+            let n = 2
+            let x = randomFloats(n * p.inC * p.inH * p.inW, seed: 7)
+            let w = randomFloats(p.outC * (p.inC / p.groups) * 9, seed: 8)
+            let bias = randomFloats(p.outC, seed: 9)
+            var packed = [Float](repeating: 0, count: AVX2Kernels.packedPointwiseCount(m: p.outC, k: p.inC))
+            if p.isPointwise { AVX2Kernels.packPointwise(w, m: p.outC, k: p.inC, into: &packed) }
+            var fast = [Float](repeating: .nan, count: n * p.outC * p.outH * p.outW)
+            var portable = fast
+            packed.withUnsafeBufferPointer { pp in
+                Kernels.conv2d(
+                    p, n: n, input: x, weight: w, bias: bias, output: &fast, scratch: nil, activation: .relu,
+                    kernels: .avx2, packed: p.isPointwise ? pp.baseAddress : nil)
+            }
+            Kernels.conv2d(
+                p, n: n, input: x, weight: w, bias: bias, output: &portable, scratch: nil, activation: .relu)
+            #expect(!fast.contains { $0.isNaN })
+            #expect(maxAbsDifference(fast, portable) <= 1e-5, "\(p), \(threads) workers")
+        }
+    }
+}
+
 @Suite("KernelSet")
 struct KernelSetTests {
     @Test func avx2NeedsBothFlags() {

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Dispatch
+import SkipNetAVX2
 
 #if canImport(Darwin)
     import Darwin
@@ -106,12 +107,14 @@ extension Kernels {
     /// 2D convolution over `n` images: `output[n, outC, outH, outW] = act(conv(input[n, inC, inH, inW], weight) + bias)`.
     /// - weight: `[outC, inC/groups, kH, kW]`; bias: `[outC]` or nil.
     /// - scratch: at least `conv2dScratchCount(p)` floats (may be nil when that is 0).
+    /// - kernels: `.avx2` (the caller has checked the CPU) runs depthwise 3×3 convs with the AVX2 kernel, and
+    ///   pointwise convs too when `packed` holds their weights packed by `AVX2Kernels.packPointwise`.
     /// Work is split over column blocks / row bands / channels across `setThreads` workers (each sgemm single-threaded
     /// then); bias and activation are applied per block right after its sgemm, while the block is in cache.
     public static func conv2d(
         _ p: Conv2DParams, n: Int = 1, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?,
-        activation: Activation = .none
+        activation: Activation = .none, kernels: KernelSet = .portable, packed: UnsafePointer<Float>? = nil
     ) {
         precondition(p.groups >= 1 && p.inC % p.groups == 0 && p.outC % p.groups == 0, "conv2d: bad groups")
         let inSize = p.inC * p.inH * p.inW
@@ -119,6 +122,38 @@ extension Kernels {
         let outSize = p.outC * outPlane
         let workers = convWorkers
         let needEpilogue = bias != nil || activation != .none
+        if kernels == .avx2, let clamp = activation.clamp {
+            if p.isDepthwise && p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1
+                && p.strideH == p.strideW && (p.strideH == 1 || (p.strideH == 2 && p.outW >= 8))
+            {
+                for b in 0..<n {
+                    parallelRanges(p.outC, workers: workers) { _, lo, hi in
+                        AVX2Kernels.depthwise3x3(
+                            inH: p.inH, inW: p.inW, outH: p.outH, outW: p.outW, stride: p.strideH, padTop: p.padTop,
+                            padLeft: p.padLeft, input: input + b * inSize, inPlane: p.inH * p.inW, weight: weight,
+                            bias: bias, output: output + b * outSize, outPlane: outPlane, channels: lo..<hi,
+                            clamp: clamp)
+                    }
+                }
+                return
+            }
+            if let packed, p.isPointwise, p.groups == 1 {
+                let nb = 1024
+                let blocks = (outPlane + nb - 1) / nb
+                for b in 0..<n {
+                    parallelRanges(blocks, workers: workers) { _, lo, hi in
+                        for blk in lo..<hi {
+                            let j0 = blk * nb
+                            AVX2Kernels.pointwise(
+                                m: p.outC, n: Swift.min(nb, outPlane - j0), k: p.inC, packed: packed,
+                                b: input + b * inSize + j0, ldb: outPlane, c: output + b * outSize + j0,
+                                ldc: outPlane, bias: bias, clamp: clamp)
+                        }
+                    }
+                }
+                return
+            }
+        }
         if p.isDepthwise {
             for b in 0..<n {
                 parallelRanges(p.outC, workers: workers) { _, lo, hi in

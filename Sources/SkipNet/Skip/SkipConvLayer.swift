@@ -40,13 +40,19 @@ final class SkipConvLayer: SkipLayer {
     /// statistic), gate nothing: they recompute exactly the outputs whose window changed, from the current input
     /// (no reference, no error added). Only where the gate would skip something does a reference pay for itself.
     let propagates: Bool
+    /// The kernels of the dense recomputes (keyframes, and densities above break-even), and the pointwise weights
+    /// packed for the AVX2 ones.
+    let kernels: KernelSet
+    let packed: UnsafePointer<Float>?
 
     init(
         name: String, params: Conv2DParams, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         activation: Kernels.Activation, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         gate: GateKind, threshold: Float, relative: Bool, gumbel: GumbelGate?, tile: Int, breakEven: Double,
-        dilation: Int
+        dilation: Int, kernels: KernelSet = .portable, packed: UnsafePointer<Float>? = nil
     ) {
+        self.kernels = kernels
+        self.packed = packed
         p = params
         self.weight = weight
         self.bias = bias
@@ -91,7 +97,8 @@ final class SkipConvLayer: SkipLayer {
         defer { timer.recordDense((ContinuousClock.now - start).seconds) }
         reference.reset(to: x)
         Kernels.conv2d(
-            p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
+            p, input: x, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
+            kernels: kernels, packed: packed)
         if relative {
             threshold = absoluteThreshold(
                 threshold, gate: gate, input: x, inputCount: p.inC * p.inH * p.inW, output: y,
@@ -164,7 +171,8 @@ final class SkipConvLayer: SkipLayer {
         let start = ContinuousClock.now
         if breakEven < 1 && timer.prefersDense(density: active.density, otherwise: breakEven) {
             Kernels.conv2d(
-                p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation)
+                p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
+                kernels: kernels, packed: packed)
             timer.recordDense((ContinuousClock.now - start).seconds)
             account(
                 active: p.outH * p.outW, executed: p.macs, gate: gateOps, dense: true,

@@ -101,7 +101,8 @@ public final class SkipExecutor {
                     input: dense.pointer(inputs[0]), output: dense.pointer(plan.outputs[0]), gate: settings.gate,
                     threshold: threshold.value, relative: threshold.relative, gumbel: settings.gumbel[name],
                     tile: settings.block / stride, breakEven: settings.breakEven(for: name),
-                    dilation: inputs[0] == inputValue ? settings.dilation : 0)
+                    dilation: inputs[0] == inputValue ? settings.dilation : 0, kernels: dense.kernels,
+                    packed: dense.packedForAVX2(weight!, p))
                 let need = SkipConvLayer.scratchNeeds(p)
                 (columns, product) = (max(columns, need.columns), max(product, need.product))
                 denseScratch = max(denseScratch, Kernels.conv2dScratchCount(p))
