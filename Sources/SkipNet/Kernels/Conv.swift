@@ -122,44 +122,12 @@ extension Kernels {
         let outSize = p.outC * outPlane
         let workers = convWorkers
         let needEpilogue = bias != nil || activation != .none
-        if kernels == .avx2, let clamp = activation.clamp {
-            if p.isDepthwise && p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1
-                && p.strideH == p.strideW && (p.strideH == 1 || (p.strideH == 2 && p.outW >= 8))
-            {
-                for b in 0..<n {
-                    parallelRanges(p.outC, workers: workers) { _, lo, hi in
-                        AVX2Kernels.depthwise3x3(
-                            inH: p.inH, inW: p.inW, outH: p.outH, outW: p.outW, stride: p.strideH, padTop: p.padTop,
-                            padLeft: p.padLeft, input: input + b * inSize, inPlane: p.inH * p.inW, weight: weight,
-                            bias: bias, output: output + b * outSize, outPlane: outPlane, channels: lo..<hi,
-                            clamp: clamp)
-                    }
-                }
-                return
-            }
-            if let packed, p.isPointwise, p.groups == 1 {
-                let nb = 1024
-                let blocks = (outPlane + nb - 1) / nb
-                for b in 0..<n {
-                    parallelRanges(blocks, workers: workers) { _, lo, hi in
-                        for blk in lo..<hi {
-                            let j0 = blk * nb
-                            AVX2Kernels.pointwise(
-                                m: p.outC, n: Swift.min(nb, outPlane - j0), k: p.inC, packed: packed,
-                                b: input + b * inSize + j0, ldb: outPlane, c: output + b * outSize + j0,
-                                ldc: outPlane, bias: bias, clamp: clamp)
-                        }
-                    }
-                }
-                return
-            }
-        }
         if p.isDepthwise {
             for b in 0..<n {
                 parallelRanges(p.outC, workers: workers) { _, lo, hi in
                     depthwiseConv2d(
                         p, input: input + b * inSize, weight: weight, bias: bias, output: output + b * outSize,
-                        activation: activation, channels: lo..<hi)
+                        activation: activation, channels: lo..<hi, kernels: kernels)
                 }
             }
             return
@@ -179,17 +147,11 @@ extension Kernels {
                         let j0 = blk * nb
                         let cols = Swift.min(nb, outPlane - j0)
                         for g in 0..<p.groups {
-                            let yg = y + g * coutG * outPlane + j0
-                            sgemm(
-                                transA: false, transB: false, m: coutG, n: cols, k: cinG, alpha: 1,
-                                a: weight + g * coutG * kDim, lda: kDim, b: x + g * cinG * outPlane + j0,
-                                ldb: outPlane, beta: 0, c: yg, ldc: outPlane)
-                            if needEpilogue {
-                                for c in 0..<coutG {
-                                    biasActivate(
-                                        yg + c * outPlane, count: cols, bias: bias?[g * coutG + c] ?? 0, activation)
-                                }
-                            }
+                            pointwiseGEMM(
+                                m: coutG, n: cols, k: cinG, weight: weight + g * coutG * kDim, lda: kDim,
+                                packed: p.groups == 1 ? packed : nil, bias: bias.map { $0 + g * coutG },
+                                activation: activation, b: x + g * cinG * outPlane + j0, ldb: outPlane,
+                                c: y + g * coutG * outPlane + j0, ldc: outPlane, kernels: kernels)
                         }
                     }
                 }
@@ -288,25 +250,37 @@ extension Kernels {
         }
     }
 
-    /// Depthwise conv for one image (groups == inC == outC, one filter per channel), single-threaded SIMD loop.
-    /// Interior outputs accumulate all taps in registers (16 lanes); borders use a scalar path.
+    /// Depthwise conv for one image (groups == inC == outC, one filter per channel), single-threaded SIMD loop:
+    /// the AVX2 kernel when `kernels` allows and it takes the conv, else the portable 3×3 kernels, else a general
+    /// loop whose interior outputs accumulate all taps in registers (16 lanes) and whose borders run scalar.
+    /// `planes`: as for `depthwise3x3`.
     static func depthwiseConv2d(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>
+        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>,
+        planes: (input: Int, output: Int)? = nil, kernels: KernelSet = .portable
     ) {
+        if depthwiseAVX2(
+            p, input: input, weight: weight, bias: bias, output: output, activation: activation, channels: channels,
+            planes: planes, kernels: kernels)
+        {
+            return
+        }
         if p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1
             && ((p.strideH == 1 && p.strideW == 1) || (p.strideH == 2 && p.strideW == 2))
         {
             if p.strideH == 2 && p.outW >= 16 {
                 depthwise3x3s2(
                     p, input: input, weight: weight, bias: bias, output: output, activation: activation,
-                    channels: channels)
+                    channels: channels, planes: planes)
                 return
             }
             depthwise3x3(
-                p, input: input, weight: weight, bias: bias, output: output, activation: activation, channels: channels)
+                p, input: input, weight: weight, bias: bias, output: output, activation: activation, channels: channels,
+                planes: planes)
             return
         }
+        let inPlane = planes?.input ?? p.inH * p.inW
+        let outPlane = planes?.output ?? p.outH * p.outW
         let kH = p.kH
         let kW = p.kW
         let sW = p.strideW
@@ -320,9 +294,9 @@ extension Kernels {
         // Taps of one row (at most 32 handled in registers-friendly loop; larger kernels go scalar).
         withUnsafeTemporaryAllocation(of: Int.self, capacity: kH) { validKy in
             for c in channels {
-                let x = input + c * p.inH * p.inW
+                let x = input + c * inPlane
                 let w = weight + c * kH * kW
-                let y = output + c * p.outH * p.outW
+                let y = output + c * outPlane
                 let b = bias?[c] ?? 0
                 for oy in 0..<p.outH {
                     let yRow = y + oy * p.outW

@@ -129,20 +129,9 @@ extension Kernels {
                     }
                     let dst = project == nil ? y + o0 * outW : dwOut
                     let planes = (input: dwInPlane, output: project == nil ? outPlane : rowsPerBand * outW)
-                    if kernels == .avx2, let clamp = dw.activation.clamp, s == 1 || outW >= 8 {
-                        AVX2Kernels.depthwise3x3(
-                            inH: q.inH, inW: q.inW, outH: q.outH, outW: q.outW, stride: s, padTop: q.padTop,
-                            padLeft: q.padLeft, input: dwIn, inPlane: planes.input, weight: dw.weight, bias: dw.bias,
-                            output: dst, outPlane: planes.output, channels: 0..<d.outC, clamp: clamp)
-                    } else if s == 2 && outW >= 16 {
-                        depthwise3x3s2(
-                            q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
-                            channels: 0..<d.outC, planes: planes)
-                    } else {
-                        depthwise3x3(
-                            q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
-                            channels: 0..<d.outC, planes: planes)
-                    }
+                    depthwiseConv2d(
+                        q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
+                        channels: 0..<d.outC, planes: planes, kernels: kernels)
                     if let pr = project {
                         let count = rows * outW
                         let yb = y + o0 * outW
@@ -161,16 +150,8 @@ extension Kernels {
         ldc: Int, kernels: KernelSet
     ) {
         let k = stage.params.inC
-        if kernels == .avx2, let packed = stage.packed, let clamp = stage.activation.clamp {
-            AVX2Kernels.pointwise(
-                m: m, n: n, k: k, packed: packed, b: b, ldb: ldb, c: c, ldc: ldc, bias: stage.bias, clamp: clamp)
-            return
-        }
-        sgemm(
-            transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: stage.weight, lda: k, b: b, ldb: ldb,
-            beta: 0, c: c, ldc: ldc)
-        if stage.bias != nil || stage.activation != .none {
-            for i in 0..<m { biasActivate(c + i * ldc, count: n, bias: stage.bias?[i] ?? 0, stage.activation) }
-        }
+        pointwiseGEMM(
+            m: m, n: n, k: k, weight: stage.weight, lda: k, packed: stage.packed, bias: stage.bias,
+            activation: stage.activation, b: b, ldb: ldb, c: c, ldc: ldc, kernels: kernels)
     }
 }

@@ -37,3 +37,45 @@ extension Kernels.Activation {
         }
     }
 }
+
+extension Kernels {
+    /// `c[m × n] = act(W[m × k] · b[k × n] + bias)`, B rows `ldb` apart, C rows `ldc` apart: the AVX2 kernel when
+    /// `kernels` is `.avx2` and `packed` holds W packed by `AVX2Kernels.packPointwise`, else OpenBLAS and one
+    /// bias/activation pass per row while it is in cache.
+    static func pointwiseGEMM(
+        m: Int, n: Int, k: Int, weight: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>?,
+        bias: UnsafePointer<Float>?, activation: Activation, b: UnsafePointer<Float>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, kernels: KernelSet
+    ) {
+        if kernels == .avx2, let packed, let clamp = activation.clamp {
+            AVX2Kernels.pointwise(
+                m: m, n: n, k: k, packed: packed, b: b, ldb: ldb, c: c, ldc: ldc, bias: bias, clamp: clamp)
+            return
+        }
+        sgemm(
+            transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: weight, lda: lda, b: b, ldb: ldb, beta: 0,
+            c: c, ldc: ldc)
+        if bias != nil || activation != .none {
+            for i in 0..<m { biasActivate(c + i * ldc, count: n, bias: bias?[i] ?? 0, activation) }
+        }
+    }
+
+    /// Runs depthwise conv `p` over `channels` with the AVX2 kernel and returns true when `kernels` is `.avx2` and
+    /// the kernel takes it (3×3, dilation 1, equal strides 1, or 2 with outW ≥ 8, an activation it can apply);
+    /// false, having done nothing, otherwise. `planes`: as for `depthwise3x3`.
+    static func depthwiseAVX2(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation, channels: Range<Int>,
+        planes: (input: Int, output: Int)? = nil, kernels: KernelSet
+    ) -> Bool {
+        guard kernels == .avx2, let clamp = activation.clamp, p.isDepthwise, p.kH == 3, p.kW == 3,
+            p.dilationH == 1, p.dilationW == 1, p.strideH == p.strideW,
+            p.strideH == 1 || (p.strideH == 2 && p.outW >= 8)
+        else { return false }
+        AVX2Kernels.depthwise3x3(
+            inH: p.inH, inW: p.inW, outH: p.outH, outW: p.outW, stride: p.strideH, padTop: p.padTop,
+            padLeft: p.padLeft, input: input, inPlane: planes?.input ?? p.inH * p.inW, weight: weight, bias: bias,
+            output: output, outPlane: planes?.output ?? p.outH * p.outW, channels: channels, clamp: clamp)
+        return true
+    }
+}
