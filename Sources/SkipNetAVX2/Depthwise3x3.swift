@@ -1,5 +1,6 @@
-// Depthwise 3×3 convolution (dilation 1, stride 1 or 2) with 8-lane FMA: the nine weights stay in registers, rows
-// outside the image read a zero row, and only the border columns run scalar.
+// Depthwise 3×3 convolution (dilation 1, stride 1 or 2) with 8-lane FMA. Input rows are first copied into a ring of
+// three zero-padded (stride 1) or even/odd-split (stride 2) rows, so every output column is a plain vector step and
+// rows outside the image read a zero row.
 
 extension AVX2Kernels {
     /// One depthwise 3×3 conv over `channels` of one image, all output rows. `inPlane`/`outPlane`: channel strides
@@ -18,13 +19,13 @@ extension AVX2Kernels {
             let scratch = buf.baseAddress!
             scratch.initialize(repeating: 0, count: count)
             for ch in channels {
-                let taps = Taps(weight + ch * 9, bias: bias?[ch] ?? 0)
+                let (w, b) = (weight + ch * 9, bias?[ch] ?? 0)
                 let x = input + ch * inPlane
                 let y = output + ch * outPlane
                 if stride == 1 {
-                    stride1(g, x, y, taps, clamp, scratch)
+                    stride1(g, x, y, w, b, clamp, scratch)
                 } else {
-                    stride2(g, x, y, taps, clamp, scratch)
+                    stride2(g, x, y, w, b, clamp, scratch)
                 }
             }
         }
@@ -34,14 +35,18 @@ extension AVX2Kernels {
         var inH: Int, inW: Int, outH: Int, outW: Int, padTop: Int, padLeft: Int
     }
 
-    /// A channel's nine weights and its bias.
-    struct Taps {
-        let w: UnsafePointer<Float>
-        let b: Float
+    /// Which input row each of three ring slots holds: row iy lives in slot iy mod 3 (an output row reads three
+    /// consecutive input rows, so they never share a slot).
+    struct RowRing {
+        private var held = (-1, -1, -1)
 
-        init(_ w: UnsafePointer<Float>, bias: Float) {
-            self.w = w
-            b = bias
+        /// The slot of row `iy`, and whether it must be filled first (it holds another row, or none yet).
+        mutating func slot(_ iy: Int) -> (k: Int, fill: Bool) {
+            let k = iy % 3
+            let cached = k == 0 ? held.0 : (k == 1 ? held.1 : held.2)
+            if cached == iy { return (k, false) }
+            if k == 0 { held.0 = iy } else if k == 1 { held.1 = iy } else { held.2 = iy }
+            return (k, true)
         }
     }
 
@@ -51,8 +56,8 @@ extension AVX2Kernels {
     static func stride1ScratchCount(_ g: Geometry) -> Int { 4 * (Swift.max(g.outW, 8) + 2) + 8 }
 
     static func stride1(
-        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ t: Taps, _ clamp: Clamp,
-        _ base: UnsafeMutablePointer<Float>
+        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+        _ b: Float, _ clamp: Clamp, _ base: UnsafeMutablePointer<Float>
     ) {
         let outW = g.outW
         let inW = g.inW
@@ -60,32 +65,26 @@ extension AVX2Kernels {
         let len = Swift.max(outW, 8) + 2
         // Columns of P that hold input (the rest stay zero).
         let (lo, hi) = (Swift.min(len, Swift.max(0, padL)), Swift.max(0, Swift.min(len, inW + padL)))
-        do {
-            let zero = UnsafePointer(base + 3 * len)
-            let spill = base + 4 * len  // an 8-lane result for rows narrower than 8
-            var held = (-1, -1, -1)
-            func padded(_ iy: Int) -> UnsafePointer<Float> {
-                if iy < 0 || iy >= g.inH { return zero }
-                let k = iy % 3
-                let row = base + k * len
-                let cached = k == 0 ? held.0 : (k == 1 ? held.1 : held.2)
-                if cached != iy {
-                    if lo < hi { (row + lo).update(from: x + iy * inW + lo - padL, count: hi - lo) }
-                    if k == 0 { held.0 = iy } else if k == 1 { held.1 = iy } else { held.2 = iy }
-                }
-                return UnsafePointer(row)
-            }
-            for oy in 0..<g.outH {
-                let iy = oy - g.padTop
-                let (r0, r1, r2) = (padded(iy), padded(iy + 1), padded(iy + 2))
-                let out = y + oy * outW
-                if outW >= 8 {
-                    row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, out, outW, t, clamp)
-                } else {
-                    // Rows narrower than a vector: one vector over the zero-padded rows, then the valid part.
-                    row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, spill, 8, t, clamp)
-                    out.update(from: spill, count: outW)
-                }
+        let zero = UnsafePointer(base + 3 * len)
+        let spill = base + 4 * len  // an 8-lane result for rows narrower than 8
+        var ring = RowRing()
+        func padded(_ iy: Int) -> UnsafePointer<Float> {
+            if iy < 0 || iy >= g.inH { return zero }
+            let (k, fill) = ring.slot(iy)
+            let row = base + k * len
+            if fill && lo < hi { (row + lo).update(from: x + iy * inW + lo - padL, count: hi - lo) }
+            return UnsafePointer(row)
+        }
+        for oy in 0..<g.outH {
+            let iy = oy - g.padTop
+            let (r0, r1, r2) = (padded(iy), padded(iy + 1), padded(iy + 2))
+            let out = y + oy * outW
+            if outW >= 8 {
+                row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, out, outW, w, b, clamp)
+            } else {
+                // Rows narrower than a vector: one vector over the zero-padded rows, then the valid part.
+                row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, spill, 8, w, b, clamp)
+                out.update(from: spill, count: outW)
             }
         }
     }
@@ -96,51 +95,47 @@ extension AVX2Kernels {
     static func stride2ScratchCount(_ g: Geometry) -> Int { 8 * (g.outW + 16) }
 
     static func stride2(
-        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ t: Taps, _ clamp: Clamp,
-        _ base: UnsafeMutablePointer<Float>
+        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+        _ b: Float, _ clamp: Clamp, _ base: UnsafeMutablePointer<Float>
     ) {
         let inW = g.inW
         let outW = g.outW
         let padL = g.padLeft
         let half = outW + 16
         let slot = 2 * half
-        do {
-            let zeroE = UnsafePointer(base + 3 * slot)
-            let zeroO = zeroE + half
-            var held = (-1, -1, -1)
-            func split(_ iy: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
-                if iy < 0 || iy >= g.inH { return (zeroE, zeroO) }
-                let k = iy % 3
-                let e = base + k * slot
-                let o = e + half
-                let cached = k == 0 ? held.0 : (k == 1 ? held.1 : held.2)
-                if cached != iy {
-                    let r = x + iy * inW
-                    var j = 0
-                    while j <= outW {
-                        let i = 2 * j - padL
-                        if i >= 0 && i + 16 <= inW {
-                            let v = UnsafeRawPointer(r + i).loadUnaligned(as: SIMD16<Float>.self)
-                            store8(v.evenHalf, e + j)
-                            store8(v.oddHalf, o + j)
-                            j += 8
-                        } else {
-                            e[j] = i >= 0 && i < inW ? r[i] : 0
-                            o[j] = i + 1 >= 0 && i + 1 < inW ? r[i + 1] : 0
-                            j += 1
-                        }
+        let zeroE = UnsafePointer(base + 3 * slot)
+        let zeroO = zeroE + half
+        var ring = RowRing()
+        func split(_ iy: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+            if iy < 0 || iy >= g.inH { return (zeroE, zeroO) }
+            let (k, fill) = ring.slot(iy)
+            let e = base + k * slot
+            let o = e + half
+            if fill {
+                let r = x + iy * inW
+                var j = 0
+                while j <= outW {
+                    let i = 2 * j - padL
+                    if i >= 0 && i + 16 <= inW {
+                        let v = UnsafeRawPointer(r + i).loadUnaligned(as: SIMD16<Float>.self)
+                        store8(v.evenHalf, e + j)
+                        store8(v.oddHalf, o + j)
+                        j += 8
+                    } else {
+                        e[j] = i >= 0 && i < inW ? r[i] : 0
+                        o[j] = i + 1 >= 0 && i + 1 < inW ? r[i + 1] : 0
+                        j += 1
                     }
-                    if k == 0 { held.0 = iy } else if k == 1 { held.1 = iy } else { held.2 = iy }
                 }
-                return (UnsafePointer(e), UnsafePointer(o))
             }
-            for oy in 0..<g.outH {
-                let iy = oy * 2 - g.padTop
-                let (e0, o0) = split(iy)
-                let (e1, o1) = split(iy + 1)
-                let (e2, o2) = split(iy + 2)
-                row(e0, o0, e0 + 1, e1, o1, e1 + 1, e2, o2, e2 + 1, y + oy * outW, outW, t, clamp)
-            }
+            return (UnsafePointer(e), UnsafePointer(o))
+        }
+        for oy in 0..<g.outH {
+            let iy = oy * 2 - g.padTop
+            let (e0, o0) = split(iy)
+            let (e1, o1) = split(iy + 1)
+            let (e2, o2) = split(iy + 2)
+            row(e0, o0, e0 + 1, e1, o1, e1 + 1, e2, o2, e2 + 1, y + oy * outW, outW, w, b, clamp)
         }
     }
 
@@ -152,15 +147,14 @@ extension AVX2Kernels {
         _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
         _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
         _ p6: UnsafePointer<Float>, _ p7: UnsafePointer<Float>, _ p8: UnsafePointer<Float>,
-        _ out: UnsafeMutablePointer<Float>, _ outW: Int, _ t: Taps, _ clamp: Clamp
+        _ out: UnsafeMutablePointer<Float>, _ outW: Int, _ w: UnsafePointer<Float>, _ b: Float, _ clamp: Clamp
     ) {
         // Broadcasts made here from scalars: F8 values passed in a struct reach LLVM as float arrays, which it
         // then reassembles from 4-lane halves inside the loop.
-        let w = t.w
         let (v0, v1, v2) = (F8(repeating: w[0]), F8(repeating: w[1]), F8(repeating: w[2]))
         let (v3, v4, v5) = (F8(repeating: w[3]), F8(repeating: w[4]), F8(repeating: w[5]))
         let (v6, v7, v8) = (F8(repeating: w[6]), F8(repeating: w[7]), F8(repeating: w[8]))
-        let vb = F8(repeating: t.b)
+        let vb = F8(repeating: b)
         let cv = ClampVector(clamp)
         var ox = 0
         while ox < outW {
