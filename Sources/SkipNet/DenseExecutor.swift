@@ -27,9 +27,8 @@ public final class DenseExecutor {
     private var slotOf: [Int: Int] = [:]
     private var constantMemory: [Int: UnsafeMutablePointer<Float>] = [:]
     private var scratch: UnsafeMutablePointer<Float>
-    /// Pointwise weights packed for the AVX2 kernels.
-    private var packedWeights: [UnsafeMutablePointer<Float>] = []
-    private var packedByWeight: [UnsafePointer<Float>: UnsafePointer<Float>] = [:]
+    /// Pointwise weights packed for the AVX2 kernels, by the weights they were packed from.
+    private var packedByWeight: [UnsafePointer<Float>: UnsafeMutablePointer<Float>] = [:]
     /// Depthwise convs run together with their neighbouring pointwise convs (node indices), see `fusedDepthwise`.
     private var blocks: [Int: (expand: Int?, project: Int?)] = [:]
     /// Activation applied in each conv's epilogue, by node index.
@@ -68,7 +67,7 @@ public final class DenseExecutor {
     deinit {
         for p in slots { p.deallocate() }
         for p in constantMemory.values { p.deallocate() }
-        for p in packedWeights { p.deallocate() }
+        for p in packedByWeight.values { p.deallocate() }
         scratch.deallocate()
     }
 
@@ -342,12 +341,11 @@ public final class DenseExecutor {
     /// `p` is a pointwise conv they take; nil otherwise.
     func packedForAVX2(_ weight: UnsafePointer<Float>, _ p: Conv2DParams) -> UnsafePointer<Float>? {
         guard kernels == .avx2, p.isPointwise, p.groups == 1, p.inC <= AVX2Kernels.pointwiseMaxK else { return nil }
-        if let done = packedByWeight[weight] { return done }
+        if let done = packedByWeight[weight] { return UnsafePointer(done) }
         let packed = UnsafeMutablePointer<Float>.allocate(
             capacity: AVX2Kernels.packedPointwiseCount(m: p.outC, k: p.inC))
         AVX2Kernels.packPointwise(weight, m: p.outC, k: p.inC, into: packed)
-        packedWeights.append(packed)
-        packedByWeight[weight] = UnsafePointer(packed)
+        packedByWeight[weight] = packed
         return UnsafePointer(packed)
     }
 
