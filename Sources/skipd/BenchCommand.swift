@@ -97,33 +97,28 @@ struct DenseBench: AsyncParsableCommand {
                 }
             }
             times.sort()
-            let median = Self.median(times)
+            let medianMs = median(times) ?? 0
             let p95 = times[min(times.count - 1, Int((Double(times.count) * 0.95).rounded(.up)) - 1)]
             let macs = ModelSummary(graph).totalMACs
-            let gflops = 2 * Double(macs) / (median / 1e3) / 1e9
+            let gflops = 2 * Double(macs) / (medianMs / 1e3) / 1e9
             print("model \(model) input \(shape.shapeText), \(String(format: "%.3f", Double(macs) / 1e9)) GMAC")
             print(
                 "BLAS \(Kernels.blasCoreName()), \(executor.kernels.rawValue) kernels, \(threads) thread(s), "
                     + "\(frames) frames of \(video)")
-            print(String(format: "ms/frame median %.2f  p95 %.2f  effective %.1f GFLOP/s", median, p95, gflops))
+            print(String(format: "ms/frame median %.2f  p95 %.2f  effective %.1f GFLOP/s", medianMs, p95, gflops))
             if let other {
-                let m = Self.median(otherTimes.sorted())
+                let m = median(otherTimes) ?? 0
                 print(
                     String(
                         format: "%@ kernels median %.2f ms, %@ kernels %.2f ms (alternating): %@ %.2fx faster",
-                        other.kernels.rawValue, m, executor.kernels.rawValue, median, executor.kernels.rawValue,
-                        m / median))
+                        other.kernels.rawValue, m, executor.kernels.rawValue, medianMs, executor.kernels.rawValue,
+                        m / medianMs))
             }
-            print(String(format: "result median_ms=%.3f p95_ms=%.3f gflops=%.2f", median, p95, gflops))
+            print(String(format: "result median_ms=%.3f p95_ms=%.3f gflops=%.2f", medianMs, p95, gflops))
         } catch {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-    }
-
-    static func median(_ sorted: [Double]) -> Double {
-        sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     /// The first `frames` frames of the clip (fewer if it is shorter), decoded to RGB by GStreamer.

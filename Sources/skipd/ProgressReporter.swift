@@ -61,11 +61,7 @@ final class ProgressReporter: Sendable {
                     format: "%d frames in %.1f s (%.1f fps), %d skipped", report.framesOut, seconds,
                     seconds > 0 ? Double(report.framesOut) / seconds : 0, s.skipped)
             ]
-            if !s.changed.isEmpty {
-                let sorted = s.changed.sorted()
-                let median =
-                    sorted.count % 2 == 1
-                    ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            if let median = median(s.changed) {
                 lines.append(String(format: "median changed-block fraction: %.4f (%.2f %%)", median, median * 100))
             }
             for link in report.links {
