@@ -338,13 +338,15 @@ public final class DenseExecutor {
     }
 
     /// `weight` packed for `AVX2Kernels.pointwise` (once per weight) when this executor runs the AVX2 kernels and
-    /// `p` is a pointwise conv they take; nil otherwise.
+    /// `p` is a one-group conv whose GEMM they take (K = inC·kH·kW ≤ `pointwiseMaxK`: pointwise convs, and k×k
+    /// convs on their im2col rows); nil otherwise.
     func packedForAVX2(_ weight: UnsafePointer<Float>, _ p: Conv2DParams) -> UnsafePointer<Float>? {
-        guard kernels == .avx2, p.isPointwise, p.groups == 1, p.inC <= AVX2Kernels.pointwiseMaxK else { return nil }
+        let k = p.inC * p.kH * p.kW
+        guard kernels == .avx2, p.groups == 1, k <= AVX2Kernels.pointwiseMaxK else { return nil }
         if let done = packedByWeight[weight] { return UnsafePointer(done) }
         let packed = UnsafeMutablePointer<Float>.allocate(
-            capacity: AVX2Kernels.packedPointwiseCount(m: p.outC, k: p.inC))
-        AVX2Kernels.packPointwise(weight, m: p.outC, k: p.inC, into: packed)
+            capacity: AVX2Kernels.packedPointwiseCount(m: p.outC, k: k))
+        AVX2Kernels.packPointwise(weight, m: p.outC, k: k, into: packed)
         packedByWeight[weight] = packed
         return UnsafePointer(packed)
     }

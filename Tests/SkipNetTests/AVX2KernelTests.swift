@@ -65,6 +65,11 @@ struct AVX2KernelTests {
             DepthwiseCase(h: 7, w: 45, stride: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
             DepthwiseCase(h: 6, w: 40, stride: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0),
             DepthwiseCase(h: 4, w: 21, stride: 1, padTop: 2, padLeft: 2, padBottom: 0, padRight: 0),
+            // Bands of a fused block: the top, a middle and the bottom band, and a one-row band.
+            DepthwiseCase(h: 5, w: 24, stride: 1, padTop: 1, padLeft: 1, padBottom: 0, padRight: 1),
+            DepthwiseCase(h: 8, w: 24, stride: 1, padTop: 0, padLeft: 1, padBottom: 0, padRight: 1),
+            DepthwiseCase(h: 6, w: 9, stride: 1, padTop: 0, padLeft: 1, padBottom: 1, padRight: 1),
+            DepthwiseCase(h: 3, w: 16, stride: 1, padTop: 0, padLeft: 1, padBottom: 0, padRight: 1),
             DepthwiseCase(h: 9, w: 17, stride: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
             DepthwiseCase(h: 10, w: 48, stride: 2, padTop: 0, padLeft: 1, padBottom: 1, padRight: 1),
             DepthwiseCase(h: 8, w: 70, stride: 2, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0),
@@ -106,8 +111,9 @@ struct AVX2KernelTests {
 
 @Suite("Kernels.conv2d with the AVX2 kernels", .enabled(if: avx2, "this CPU lacks avx2 or fma"))
 struct AVX2Conv2dTests {
-    /// Depthwise 3×3 (strides 1, 2) and pointwise convs, batch 2, 1 and 2 workers: `conv2d(kernels: .avx2)` equals
-    /// the portable `conv2d` (itself checked against onnxruntime in KernelTests).
+    /// Depthwise 3×3 (strides 1, 2), pointwise, and k×k convs on im2col rows (CenterFace's first conv: 3 channels,
+    /// stride 2), batch 2, 1 and 2 workers: `conv2d(kernels: .avx2)` equals the portable `conv2d` (itself checked
+    /// against onnxruntime in KernelTests).
     @Test(arguments: [1, 2])
     func matchesPortable(threads: Int) {
         Kernels.setThreads(threads)
@@ -120,23 +126,31 @@ struct AVX2Conv2dTests {
                 inC: 16, inH: 20, inW: 34, outC: 16, outH: 10, outW: 17, kH: 3, kW: 3, strideH: 2, strideW: 2,
                 padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 16),
             Conv2DParams(inC: 40, inH: 9, inW: 130, outC: 13, outH: 9, outW: 130, kH: 1, kW: 1),
+            Conv2DParams(
+                inC: 3, inH: 37, inW: 71, outC: 32, outH: 19, outW: 36, kH: 3, kW: 3, strideH: 2, strideW: 2,
+                padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
+            Conv2DParams(
+                inC: 24, inH: 15, inW: 41, outC: 13, outH: 15, outW: 41, kH: 3, kW: 3, padTop: 1, padLeft: 1,
+                padBottom: 1, padRight: 1),
         ]
         for p in cases {
             let n = 2
+            let k = (p.inC / p.groups) * p.kH * p.kW
             let x = randomFloats(n * p.inC * p.inH * p.inW, seed: 7)
-            let w = randomFloats(p.outC * (p.inC / p.groups) * 9, seed: 8)
+            let w = randomFloats(p.outC * k, seed: 8)
             let bias = randomFloats(p.outC, seed: 9)
-            var packed = [Float](repeating: 0, count: AVX2Kernels.packedPointwiseCount(m: p.outC, k: p.inC))
-            if p.isPointwise { AVX2Kernels.packPointwise(w, m: p.outC, k: p.inC, into: &packed) }
+            var packed = [Float](repeating: 0, count: AVX2Kernels.packedPointwiseCount(m: p.outC, k: k))
+            if p.groups == 1 { AVX2Kernels.packPointwise(w, m: p.outC, k: k, into: &packed) }
+            var scratch = [Float](repeating: 0, count: Kernels.conv2dScratchCount(p))
             var fast = [Float](repeating: .nan, count: n * p.outC * p.outH * p.outW)
             var portable = fast
             packed.withUnsafeBufferPointer { pp in
                 Kernels.conv2d(
-                    p, n: n, input: x, weight: w, bias: bias, output: &fast, scratch: nil, activation: .relu,
-                    kernels: .avx2, packed: p.isPointwise ? pp.baseAddress : nil)
+                    p, n: n, input: x, weight: w, bias: bias, output: &fast, scratch: &scratch, activation: .relu,
+                    kernels: .avx2, packed: p.groups == 1 ? pp.baseAddress : nil)
             }
             Kernels.conv2d(
-                p, n: n, input: x, weight: w, bias: bias, output: &portable, scratch: nil, activation: .relu)
+                p, n: n, input: x, weight: w, bias: bias, output: &portable, scratch: &scratch, activation: .relu)
             #expect(!fast.contains { $0.isNaN })
             #expect(maxAbsDifference(fast, portable) <= 1e-5, "\(p), \(threads) workers")
         }

@@ -107,8 +107,9 @@ extension Kernels {
     /// 2D convolution over `n` images: `output[n, outC, outH, outW] = act(conv(input[n, inC, inH, inW], weight) + bias)`.
     /// - weight: `[outC, inC/groups, kH, kW]`; bias: `[outC]` or nil.
     /// - scratch: at least `conv2dScratchCount(p)` floats (may be nil when that is 0).
-    /// - kernels: `.avx2` (the caller has checked the CPU) runs depthwise 3×3 convs with the AVX2 kernel, and
-    ///   pointwise convs too when `packed` holds their weights packed by `AVX2Kernels.packPointwise`.
+    /// - kernels: `.avx2` (the caller has checked the CPU) runs depthwise 3×3 convs with the AVX2 kernel, and the
+    ///   GEMM of one-group convs too (pointwise, or on im2col rows) when `packed` holds their weights packed by
+    ///   `AVX2Kernels.packPointwise`.
     /// Work is split over column blocks / row bands / channels across `setThreads` workers (each sgemm single-threaded
     /// then); bias and activation are applied per block right after its sgemm, while the block is in cache.
     public static func conv2d(
@@ -121,7 +122,6 @@ extension Kernels {
         let outPlane = p.outH * p.outW
         let outSize = p.outC * outPlane
         let workers = convWorkers
-        let needEpilogue = bias != nil || activation != .none
         if p.isDepthwise {
             for b in 0..<n {
                 parallelRanges(p.outC, workers: workers) { _, lo, hi in
@@ -176,16 +176,10 @@ extension Kernels {
                         im2col(
                             p, input: x + g * cinG * p.inH * p.inW, channels: cinG, col: col, oyStart: oy0,
                             oyCount: rows)
-                        sgemm(
-                            transA: false, transB: false, m: coutG, n: cols, k: kDim, alpha: 1,
-                            a: weight + g * coutG * kDim, lda: kDim, b: col, ldb: cols, beta: 0, c: yg,
-                            ldc: outPlane)
-                        if needEpilogue {
-                            for c in 0..<coutG {
-                                biasActivate(
-                                    yg + c * outPlane, count: cols, bias: bias?[g * coutG + c] ?? 0, activation)
-                            }
-                        }
+                        pointwiseGEMM(
+                            m: coutG, n: cols, k: kDim, weight: weight + g * coutG * kDim, lda: kDim,
+                            packed: p.groups == 1 ? packed : nil, bias: bias.map { $0 + g * coutG },
+                            activation: activation, b: col, ldb: cols, c: yg, ldc: outPlane, kernels: kernels)
                     }
                 }
             }
