@@ -1,6 +1,7 @@
-// Depthwise 3×3 convolution (dilation 1, stride 1 or 2) with 8-lane FMA. Input rows are first copied into a ring of
-// three zero-padded (stride 1) or even/odd-split (stride 2) rows, so every output column is a plain vector step and
-// rows outside the image read a zero row.
+// Depthwise 3×3 convolution (dilation 1, stride 1 or 2) with 8-lane FMA. Stride-1 rows inside the image run as one
+// flat loop over the plane; the other rows are first copied into a ring of three zero-padded (stride 1) or
+// even/odd-split (stride 2) rows, so every output column is a plain vector step and rows outside the image read a
+// zero row.
 
 extension AVX2Kernels {
     /// One depthwise 3×3 conv over `channels` of one image, all output rows. `inPlane`/`outPlane`: channel strides
@@ -75,7 +76,14 @@ extension AVX2Kernels {
             if fill && lo < hi { (row + lo).update(from: x + iy * inW + lo - padL, count: hi - lo) }
             return UnsafePointer(row)
         }
-        for oy in 0..<g.outH {
+        // Rows whose three input rows are all in the image run as one flat loop (see `flat`); the rest use the ring.
+        var (flatLo, flatHi) = (0, 0)
+        if padL == 1 && inW == outW && outW >= 8 {
+            flatLo = Swift.min(g.outH, Swift.max(0, g.padTop))
+            flatHi = Swift.max(flatLo, Swift.min(g.outH, g.inH - 2 + g.padTop))
+            if flatHi - flatLo >= 2 { flat(g, x, y, w, b, clamp, rows: flatLo..<flatHi) } else { flatHi = flatLo }
+        }
+        for oy in 0..<g.outH where oy < flatLo || oy >= flatHi {
             let iy = oy - g.padTop
             let (r0, r1, r2) = (padded(iy), padded(iy + 1), padded(iy + 2))
             let out = y + oy * outW
@@ -86,6 +94,33 @@ extension AVX2Kernels {
                 row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, spill, 8, w, b, clamp)
                 out.update(from: spill, count: outW)
             }
+        }
+    }
+
+    /// Stride 1 with one column of padding each side, output `rows` whose input rows are all inside the image: the
+    /// rows are contiguous in both planes, so output k of the run (row-major) reads input k − 1 + {0, 1, 2} of each
+    /// of the three row runs — one `row` call covers all of them (narrow deep layers have 24 columns a row: a call
+    /// per row would spend more on set-up than on arithmetic). That wraps only at the two border columns of each
+    /// row, which are then recomputed with their zero taps. The run's first and last outputs are such columns, so
+    /// no read leaves the planes.
+    static func flat(
+        _ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+        _ b: Float, _ clamp: Clamp, rows: Range<Int>
+    ) {
+        let width = g.inW
+        let r0 = x + (rows.lowerBound - g.padTop) * width
+        let (r1, r2) = (r0 + width, r0 + 2 * width)
+        let out = y + rows.lowerBound * width
+        row(r0, r0 + 1, r0 + 2, r1, r1 + 1, r1 + 2, r2, r2 + 1, r2 + 2, out + 1, rows.count * width - 2, w, b, clamp)
+        for k in 0..<rows.count {
+            let (a, c, o) = (r0 + k * width, width - 1, out + k * width)
+            // Column 0 lacks its left taps, column width − 1 its right taps.
+            o[0] = clamp.apply(
+                b + w[1] * a[0] + w[2] * a[1] + w[4] * a[width] + w[5] * a[width + 1] + w[7] * a[2 * width]
+                    + w[8] * a[2 * width + 1])
+            o[c] = clamp.apply(
+                b + w[0] * a[c - 1] + w[1] * a[c] + w[3] * a[width + c - 1] + w[4] * a[width + c]
+                    + w[6] * a[2 * width + c - 1] + w[7] * a[2 * width + c])
         }
     }
 
