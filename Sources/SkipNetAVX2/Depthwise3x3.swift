@@ -174,6 +174,42 @@ extension AVX2Kernels {
         }
     }
 
+    /// Floats of one input row as `depthwise3x3Split` reads it: E then O, `outW + 1` each.
+    public static func splitRowCount(outW: Int) -> Int { 2 * (outW + 1) }
+
+    /// A stride-2 depthwise 3×3 with one column of left padding over rows already split by column parity (by
+    /// `pointwiseSplit`): input row iy of channel c starts at `input + c·inPlane + iy·splitRowCount(outW)` and holds
+    /// `E[j] = row[2j − 1]` (E[0] = 0) then `O[j] = row[2j]`, j ≤ outW; output column ox reads E[ox], O[ox], E[ox + 1].
+    /// Rows outside `0 ..< inH` read zero. `outW >= 8`.
+    public static func depthwise3x3Split(
+        inH: Int, outH: Int, outW: Int, padTop: Int, input: UnsafePointer<Float>, inPlane: Int,
+        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, outPlane: Int,
+        channels: Range<Int>, clamp: Clamp
+    ) {
+        precondition(outW >= 8, "AVX2 depthwise3x3Split: outW >= 8")
+        let pitch = splitRowCount(outW: outW)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: pitch) { zeros in
+            let zero = UnsafePointer(zeros.baseAddress!)
+            zeros.initialize(repeating: 0)
+            for ch in channels {
+                let (w, b) = (weight + ch * 9, bias?[ch] ?? 0)
+                let x = input + ch * inPlane
+                let y = output + ch * outPlane
+                func split(_ iy: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+                    let e = iy >= 0 && iy < inH ? x + iy * pitch : zero
+                    return (e, e + outW + 1)
+                }
+                for oy in 0..<outH {
+                    let iy = oy * 2 - padTop
+                    let (e0, o0) = split(iy)
+                    let (e1, o1) = split(iy + 1)
+                    let (e2, o2) = split(iy + 2)
+                    row(e0, o0, e0 + 1, e1, o1, e1 + 1, e2, o2, e2 + 1, y + oy * outW, outW, w, b, clamp)
+                }
+            }
+        }
+    }
+
     /// One output row (`outW >= 8`): `out[ox] = clamp(b + Σ w_k · p_k[ox])` over the nine tap rows `p`.
     /// Not inlined on purpose: inlined into the ring bookkeeping, LLVM's SLP vectorizer re-splits the 8-lane FMAs
     /// over overlapping loads into 4-lane pieces and shuffles (3× slower, measured).

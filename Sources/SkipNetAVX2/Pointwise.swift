@@ -33,8 +33,6 @@ extension AVX2Kernels {
         c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, clamp: Clamp
     ) {
         let r = pointwiseRows
-        let panels = (m + r - 1) / r
-        let cv = ClampVector(clamp)
         guard n >= 16 else {
             for i in 0..<m {
                 let ap = packed + (i / r) * k * r + i % r
@@ -46,23 +44,44 @@ extension AVX2Kernels {
             }
             return
         }
-        // One specialised copy of the tile loop per epilogue: a branch per stored vector costs as much as a k step.
+        tiles(m, n, k, packed, b, ldb, c, ldc, bias, clamp, Contiguous())
+    }
+
+    /// `pointwise` with C's columns stored split by parity: column 2t of row i goes to `even[i·ldc + t]`, column
+    /// 2t + 1 to `odd[i·ldc + t]` — the even/odd rows a stride-2 depthwise conv reads, made while the tile is in
+    /// registers instead of by a pass over C. `n` even and at least 16.
+    public static func pointwiseSplit(
+        m: Int, n: Int, k: Int, packed: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int,
+        even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?,
+        clamp: Clamp
+    ) {
+        precondition(n >= 16 && n % 2 == 0, "pointwiseSplit: n even and >= 16")
+        tiles(m, n, k, packed, b, ldb, even, ldc, bias, clamp, Split(odd: odd - even))
+    }
+
+    /// One specialised copy of the tile loop per epilogue: a branch per stored vector costs as much as a k step.
+    @inline(__always)
+    static func tiles<C: Columns>(
+        _ m: Int, _ n: Int, _ k: Int, _ packed: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ clamp: Clamp, _ columns: C
+    ) {
+        let cv = ClampVector(clamp)
         if clamp.slope != 1 {
-            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Leaky(cv))
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Leaky(cv), columns)
         } else if clamp.hi != .infinity {
-            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Band(cv))
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Band(cv), columns)
         } else if clamp.lo != -.infinity {
-            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Floor(cv))
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Floor(cv), columns)
         } else {
-            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Identity())
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, Identity(), columns)
         }
     }
 
     /// The 6×16 tiles of `pointwise` for n >= 16. Accumulators start at the bias, so the store applies only `e`.
     @inline(__always)
-    static func tiles<E: Epilogue>(
+    static func tiles<E: Epilogue, C: Columns>(
         _ m: Int, _ n: Int, _ k: Int, _ packed: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ e: E
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ e: E, _ columns: C
     ) {
         let r = pointwiseRows
         let panels = (m + r - 1) / r
@@ -75,10 +94,10 @@ extension AVX2Kernels {
                 let j0 = Swift.min(j, n - 16)
                 var src = b + j0
                 for kk in 0..<k {
-                    store8(load8(src), bpanel + 16 * kk)
-                    store8(load8(src + 8), bpanel + 16 * kk + 8)
+                    columns.copy(src, bpanel + 16 * kk)
                     src += ldb
                 }
+                let (first, second) = (columns.first(j0), columns.second(j0))
                 for p in 0..<panels {
                     let i0 = p * r
                     let rows = Swift.min(r, m - i0)
@@ -115,43 +134,74 @@ extension AVX2Kernels {
                         ap += r
                         bp += 16
                     }
-                    let cp = c + i0 * ldc + j0
+                    let (cp, cq) = (c + i0 * ldc + first, c + i0 * ldc + second)
                     store8(e.apply(c00), cp)
-                    store8(e.apply(c01), cp + 8)
+                    store8(e.apply(c01), cq)
                     if rows == r {
                         store8(e.apply(c10), cp + ldc)
-                        store8(e.apply(c11), cp + ldc + 8)
+                        store8(e.apply(c11), cq + ldc)
                         store8(e.apply(c20), cp + 2 * ldc)
-                        store8(e.apply(c21), cp + 2 * ldc + 8)
+                        store8(e.apply(c21), cq + 2 * ldc)
                         store8(e.apply(c30), cp + 3 * ldc)
-                        store8(e.apply(c31), cp + 3 * ldc + 8)
+                        store8(e.apply(c31), cq + 3 * ldc)
                         store8(e.apply(c40), cp + 4 * ldc)
-                        store8(e.apply(c41), cp + 4 * ldc + 8)
+                        store8(e.apply(c41), cq + 4 * ldc)
                         store8(e.apply(c50), cp + 5 * ldc)
-                        store8(e.apply(c51), cp + 5 * ldc + 8)
+                        store8(e.apply(c51), cq + 5 * ldc)
                         continue
                     }
                     if rows > 1 {
                         store8(e.apply(c10), cp + ldc)
-                        store8(e.apply(c11), cp + ldc + 8)
+                        store8(e.apply(c11), cq + ldc)
                     }
                     if rows > 2 {
                         store8(e.apply(c20), cp + 2 * ldc)
-                        store8(e.apply(c21), cp + 2 * ldc + 8)
+                        store8(e.apply(c21), cq + 2 * ldc)
                     }
                     if rows > 3 {
                         store8(e.apply(c30), cp + 3 * ldc)
-                        store8(e.apply(c31), cp + 3 * ldc + 8)
+                        store8(e.apply(c31), cq + 3 * ldc)
                     }
                     if rows > 4 {
                         store8(e.apply(c40), cp + 4 * ldc)
-                        store8(e.apply(c41), cp + 4 * ldc + 8)
+                        store8(e.apply(c41), cq + 4 * ldc)
                     }
                 }
                 j = j0 + 16
             }
         }
     }
+}
+
+/// Where a tile's 16 columns come from in B and go to in C: its panel copy fills lanes 0–7 and 8–15 of each k row,
+/// and the two accumulator vectors of a row are stored at `first(j0)` and `second(j0)` from the row's start.
+protocol Columns {
+    func copy(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
+    func first(_ j0: Int) -> Int
+    func second(_ j0: Int) -> Int
+}
+
+/// Columns in order: C's columns are B's.
+struct Contiguous: Columns {
+    @_transparent func copy(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+        store8(load8(src), dst)
+        store8(load8(src + 8), dst + 8)
+    }
+    @_transparent func first(_ j0: Int) -> Int { j0 }
+    @_transparent func second(_ j0: Int) -> Int { j0 + 8 }
+}
+
+/// Columns split by parity: the panel holds B's even columns, then its odd ones (j0 even), so the first vector is
+/// stored at the even row's t = j0/2 and the second `odd` floats further on.
+struct Split: Columns {
+    let odd: Int
+    @_transparent func copy(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+        let v = UnsafeRawPointer(src).loadUnaligned(as: SIMD16<Float>.self)
+        store8(v.evenHalf, dst)
+        store8(v.oddHalf, dst + 8)
+    }
+    @_transparent func first(_ j0: Int) -> Int { j0 / 2 }
+    @_transparent func second(_ j0: Int) -> Int { odd + j0 / 2 }
 }
 
 /// What a tile applies to each accumulator as it stores it (the bias is already in).

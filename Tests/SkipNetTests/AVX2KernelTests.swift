@@ -21,7 +21,7 @@ private let clamps: [(AVX2Kernels.Clamp, @Sendable (Double) -> Double)] = [
 struct AVX2KernelTests {
     @Test(
         "pointwise equals Σ_k a·b + bias, then the activation",
-        arguments: [(1, 1, 1), (5, 3, 7), (6, 16, 16), (7, 27, 17), (16, 24, 33), (24, 96, 200), (13, 256, 48)])
+        arguments: [(1, 1, 1), (5, 3, 7), (6, 16, 16), (7, 27, 17), (16, 24, 34), (24, 96, 200), (13, 256, 48)])
     func pointwise(m: Int, k: Int, n: Int) {
         let (ldb, ldc) = (n + 5, n + 3)
         let a = randomFloats(m * k, seed: 1)
@@ -47,6 +47,21 @@ struct AVX2KernelTests {
                 #expect(c[(i * ldc + n)..<(i * ldc + ldc)].allSatisfy { $0.isNaN })
             }
             #expect(worst <= 1e-5 * Double(max(1, k / 16)), "m \(m) k \(k) n \(n) bias \(withBias) \(clamp)")
+            guard n >= 16 && n % 2 == 0 else { continue }
+            // The parity split stores the same values: even columns in one row, odd ones in another.
+            var even = [Float](repeating: .nan, count: m * ldc)
+            var odd = even
+            bias.withUnsafeBufferPointer { pb in
+                AVX2Kernels.pointwiseSplit(
+                    m: m, n: n, k: k, packed: packed, b: b, ldb: ldb, even: &even, odd: &odd, ldc: ldc,
+                    bias: withBias ? pb.baseAddress : nil, clamp: clamp)
+            }
+            for i in 0..<m {
+                for j in 0..<n {
+                    #expect((j % 2 == 0 ? even : odd)[i * ldc + j / 2] == c[i * ldc + j], "split m \(m) (\(i), \(j))")
+                }
+                #expect(even[(i * ldc + n / 2)..<(i * ldc + ldc)].allSatisfy { $0.isNaN })
+            }
         }
     }
 

@@ -25,6 +25,10 @@ struct KernelTestsFusedDepthwise {
         Case(stride: 2, project: false),
         Case(inC: 160, h: 60, w: 24, stride: 2, expand: false),
         Case(h: 30, w: 48, project: false),
+        // Stride 2 on even widths: the AVX2 kernels' parity-split rows, with tiles overlapping at a row's end (40)
+        // and the narrowest row they take (16).
+        Case(h: 33, w: 40, stride: 2, project: false),
+        Case(mid: 24, h: 20, w: 16, stride: 2),
     ]
 
     /// The kernel sets this CPU runs.

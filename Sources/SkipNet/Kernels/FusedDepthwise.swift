@@ -54,8 +54,32 @@ extension Kernels {
         let rows = fusedBandRows(expand: expand, depthwise: d, project: project)
         let bands = (d.outH + rows - 1) / rows
         let inRows = (rows - 1) * d.strideH + 3
-        let perWorker = (expand == nil ? 0 : d.inC * inRows * d.inW) + (project == nil ? 0 : d.outC * rows * d.outW)
+        let perWorker =
+            (expand == nil ? 0 : d.inC * inRows * expandedRowFloats(d)) + (project == nil ? 0 : d.outC * rows * d.outW)
         return Swift.min(maxConvWorkers, bands) * perWorker
+    }
+
+    /// Floats one expanded row takes in the band buffer: `inW`, or the split row of `ParitySplit` at stride 2.
+    static func expandedRowFloats(_ d: Conv2DParams) -> Int {
+        d.strideH == 2 ? Swift.max(d.inW, AVX2Kernels.splitRowCount(outW: d.outW)) : d.inW
+    }
+
+    /// A stride-2 block on the AVX2 kernels whose expand GEMM stores each expanded row split by column parity
+    /// (`AVX2Kernels.pointwiseSplit`), the layout the depthwise conv reads (`AVX2Kernels.depthwise3x3Split`): the
+    /// split is made as tiles are stored instead of by a pass over the block's widest rows. Needs the usual MobileNet
+    /// geometry: one column of left padding, even `inW = 2·outW`, and epilogues the AVX2 kernels apply.
+    struct ParitySplit {
+        let packed: UnsafePointer<Float>
+        let expandClamp: AVX2Kernels.Clamp
+        let depthwiseClamp: AVX2Kernels.Clamp
+
+        init?(expand: ConvStage?, depthwise dw: ConvStage, kernels: KernelSet) {
+            let d = dw.params
+            guard kernels == .avx2, d.strideH == 2, d.padLeft == 1, d.inW == 2 * d.outW, d.outW >= 8,
+                let e = expand, let packed = e.packed, let ec = e.activation.clamp, let dc = dw.activation.clamp
+            else { return nil }
+            (self.packed, expandClamp, depthwiseClamp) = (packed, ec, dc)
+        }
     }
 
     /// `project(depthwise(expand(input)))` over `n` images, each stage optional except the depthwise conv (check
@@ -76,7 +100,9 @@ extension Kernels {
         let outW = d.outW
         let inPlane = d.inH * inW
         let outPlane = d.outH * outW
-        let expandedFloats = expand == nil ? 0 : d.inC * capRows * inW
+        let split = ParitySplit(expand: expand, depthwise: dw, kernels: kernels)
+        let pitch = split == nil ? inW : AVX2Kernels.splitRowCount(outW: outW)
+        let expandedFloats = expand == nil ? 0 : d.inC * capRows * pitch
         let perWorker = expandedFloats + (project == nil ? 0 : d.outC * rowsPerBand * outW)
         let inImage = (expand?.params.inC ?? d.inC) * inPlane
         let outImage = (project?.params.outC ?? d.outC) * outPlane
@@ -86,6 +112,10 @@ extension Kernels {
             parallelRanges(bands, workers: convWorkers) { worker, lo, hi in
                 let expanded = scratch + worker * perWorker
                 let dwOut = expanded + expandedFloats
+                if split != nil {
+                    // E[0] of every row slot is padding the split GEMM never writes (held rows move whole).
+                    for r in 0..<(d.inC * capRows) { expanded[r * pitch] = 0 }
+                }
                 // Input rows [heldLo, heldHi) of the image are in `expanded`, row heldLo first.
                 var (heldLo, heldHi) = (0, 0)
                 for band in lo..<hi {
@@ -103,23 +133,33 @@ extension Kernels {
                             kept = Swift.min(heldHi, needHi) - needLo
                             if needLo > heldLo {
                                 for c in 0..<d.inC {
-                                    let plane = expanded + c * capRows * inW
+                                    let plane = expanded + c * capRows * pitch
                                     memmove(
-                                        plane, plane + (needLo - heldLo) * inW, kept * inW * MemoryLayout<Float>.stride)
+                                        plane, plane + (needLo - heldLo) * pitch,
+                                        kept * pitch * MemoryLayout<Float>.stride)
                                 }
                             }
                         }
                         let first = needLo + kept
-                        if first < needHi {
+                        if let split, first < needHi {
+                            // One GEMM per row: a 16-column tile must not straddle two rows' parities.
+                            for r in first..<needHi {
+                                let row = expanded + (r - needLo) * pitch
+                                AVX2Kernels.pointwiseSplit(
+                                    m: d.inC, n: inW, k: e.params.inC, packed: split.packed, b: x + r * inW,
+                                    ldb: inPlane, even: row + outW + 1, odd: row + 1, ldc: capRows * pitch,
+                                    bias: e.bias, clamp: split.expandClamp)
+                            }
+                        } else if first < needHi {
                             let count = (needHi - first) * inW
-                            let dst = expanded + kept * inW
+                            let dst = expanded + kept * pitch
                             pointwise(
-                                e, m: d.inC, n: count, b: x + first * inW, ldb: inPlane, c: dst, ldc: capRows * inW,
+                                e, m: d.inC, n: count, b: x + first * inW, ldb: inPlane, c: dst, ldc: capRows * pitch,
                                 kernels: kernels)
                         }
                         (heldLo, heldHi) = (needLo, needHi)
                         dwIn = UnsafePointer(expanded)
-                        dwInPlane = capRows * inW
+                        dwInPlane = capRows * pitch
                         // Local input row of local output row r: r·s − padTop', i.e. the image row minus needLo.
                         q.inH = needHi - needLo
                         q.padTop = d.padTop + needLo - o0 * s
@@ -129,9 +169,16 @@ extension Kernels {
                     }
                     let dst = project == nil ? y + o0 * outW : dwOut
                     let planes = (input: dwInPlane, output: project == nil ? outPlane : rowsPerBand * outW)
-                    depthwiseConv2d(
-                        q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
-                        channels: 0..<d.outC, planes: planes, kernels: kernels)
+                    if let split {
+                        AVX2Kernels.depthwise3x3Split(
+                            inH: q.inH, outH: rows, outW: outW, padTop: q.padTop, input: dwIn, inPlane: dwInPlane,
+                            weight: dw.weight, bias: dw.bias, output: dst, outPlane: planes.output,
+                            channels: 0..<d.outC, clamp: split.depthwiseClamp)
+                    } else {
+                        depthwiseConv2d(
+                            q, input: dwIn, weight: dw.weight, bias: dw.bias, output: dst, activation: dw.activation,
+                            channels: 0..<d.outC, planes: planes, kernels: kernels)
+                    }
                     if let pr = project {
                         let count = rows * outW
                         let yb = y + o0 * outW
