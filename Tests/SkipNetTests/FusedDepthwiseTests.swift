@@ -29,6 +29,9 @@ struct KernelTestsFusedDepthwise {
         // and the narrowest row they take (16).
         Case(h: 33, w: 40, stride: 2, project: false),
         Case(mid: 24, h: 20, w: 16, stride: 2),
+        // Tall enough that a worker's plane of expanded rows fills and the kept rows move back to its top.
+        Case(h: 150, w: 45),
+        Case(h: 300, w: 40, stride: 2, project: false),
     ]
 
     /// The kernel sets this CPU runs.

@@ -53,11 +53,16 @@ extension Kernels {
     {
         let rows = fusedBandRows(expand: expand, depthwise: d, project: project)
         let bands = (d.outH + rows - 1) / rows
-        let inRows = (rows - 1) * d.strideH + 3
+        let inRows = expandedPlaneRows(bandRows: rows, stride: d.strideH)
         let perWorker =
             (expand == nil ? 0 : d.inC * inRows * expandedRowFloats(d)) + (project == nil ? 0 : d.outC * rows * d.outW)
         return Swift.min(maxConvWorkers, bands) * perWorker
     }
+
+    /// Rows of one channel plane of a worker's expanded rows: four bands' worth, so the rows the next band shares
+    /// with the last one move back to the top of the plane once every few bands (when the plane is full) rather
+    /// than every band.
+    static func expandedPlaneRows(bandRows: Int, stride: Int) -> Int { 4 * ((bandRows - 1) * stride + 3) }
 
     /// Floats one expanded row takes in the band buffer: `inW`, or the split row of `ParitySplit` at stride 2.
     static func expandedRowFloats(_ d: Conv2DParams) -> Int {
@@ -95,14 +100,15 @@ extension Kernels {
         let s = d.strideH
         let rowsPerBand = fusedBandRows(expand: expand?.params, depthwise: d, project: project?.params)
         let bands = (d.outH + rowsPerBand - 1) / rowsPerBand
-        let capRows = (rowsPerBand - 1) * s + 3
+        let planeRows = expandedPlaneRows(bandRows: rowsPerBand, stride: s)
         let inW = d.inW
         let outW = d.outW
         let inPlane = d.inH * inW
         let outPlane = d.outH * outW
         let split = ParitySplit(expand: expand, depthwise: dw, kernels: kernels)
         let pitch = split == nil ? inW : AVX2Kernels.splitRowCount(outW: outW)
-        let expandedFloats = expand == nil ? 0 : d.inC * capRows * pitch
+        let expandedPlane = planeRows * pitch
+        let expandedFloats = expand == nil ? 0 : d.inC * expandedPlane
         let perWorker = expandedFloats + (project == nil ? 0 : d.outC * rowsPerBand * outW)
         let inImage = (expand?.params.inC ?? d.inC) * inPlane
         let outImage = (project?.params.outC ?? d.outC) * outPlane
@@ -114,10 +120,10 @@ extension Kernels {
                 let dwOut = expanded + expandedFloats
                 if split != nil {
                     // E[0] of every row slot is padding the split GEMM never writes (held rows move whole).
-                    for r in 0..<(d.inC * capRows) { expanded[r * pitch] = 0 }
+                    for r in 0..<(d.inC * planeRows) { expanded[r * pitch] = 0 }
                 }
-                // Input rows [heldLo, heldHi) of the image are in `expanded`, row heldLo first.
-                var (heldLo, heldHi) = (0, 0)
+                // Input rows [heldLo, heldHi) of the image are in `expanded`, row heldLo at row slot `heldAt`.
+                var (heldLo, heldHi, heldAt) = (0, 0, 0)
                 for band in lo..<hi {
                     let o0 = band * rowsPerBand
                     let rows = Swift.min(d.outH, o0 + rowsPerBand) - o0
@@ -128,38 +134,39 @@ extension Kernels {
                     if let e = expand {
                         let needLo = Swift.max(0, o0 * s - d.padTop)
                         let needHi = Swift.min(d.inH, (o0 + rows - 1) * s - d.padTop + 3)
-                        var kept = 0
+                        var (kept, at) = (0, 0)
                         if needLo >= heldLo && needLo < heldHi {
                             kept = Swift.min(heldHi, needHi) - needLo
-                            if needLo > heldLo {
+                            at = heldAt + needLo - heldLo
+                            if at + needHi - needLo > planeRows {
                                 for c in 0..<d.inC {
-                                    let plane = expanded + c * capRows * pitch
-                                    memmove(
-                                        plane, plane + (needLo - heldLo) * pitch,
-                                        kept * pitch * MemoryLayout<Float>.stride)
+                                    let plane = expanded + c * expandedPlane
+                                    memmove(plane, plane + at * pitch, kept * pitch * MemoryLayout<Float>.stride)
                                 }
+                                at = 0
                             }
                         }
+                        let needLoRow = expanded + at * pitch
                         let first = needLo + kept
                         if let split, first < needHi {
                             // One GEMM per row: a 16-column tile must not straddle two rows' parities.
                             for r in first..<needHi {
-                                let row = expanded + (r - needLo) * pitch
+                                let row = needLoRow + (r - needLo) * pitch
                                 AVX2Kernels.pointwiseSplit(
                                     m: d.inC, n: inW, k: e.params.inC, packed: split.packed, b: x + r * inW,
-                                    ldb: inPlane, even: row + outW + 1, odd: row + 1, ldc: capRows * pitch,
+                                    ldb: inPlane, even: row + outW + 1, odd: row + 1, ldc: expandedPlane,
                                     bias: e.bias, clamp: split.expandClamp)
                             }
                         } else if first < needHi {
                             let count = (needHi - first) * inW
-                            let dst = expanded + kept * pitch
+                            let dst = needLoRow + kept * pitch
                             pointwise(
-                                e, m: d.inC, n: count, b: x + first * inW, ldb: inPlane, c: dst, ldc: capRows * pitch,
+                                e, m: d.inC, n: count, b: x + first * inW, ldb: inPlane, c: dst, ldc: expandedPlane,
                                 kernels: kernels)
                         }
-                        (heldLo, heldHi) = (needLo, needHi)
-                        dwIn = UnsafePointer(expanded)
-                        dwInPlane = capRows * pitch
+                        (heldLo, heldHi, heldAt) = (needLo, needHi, at)
+                        dwIn = UnsafePointer(needLoRow)
+                        dwInPlane = expandedPlane
                         // Local input row of local output row r: r·s − padTop', i.e. the image row minus needLo.
                         q.inH = needHi - needLo
                         q.padTop = d.padTop + needLo - o0 * s
