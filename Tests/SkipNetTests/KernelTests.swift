@@ -87,6 +87,9 @@ struct KernelTestsConv {
             name: "depthwise 3×3 stride3", inC: 3, inH: 10, inW: 50, outC: 3, kH: 3, kW: 3, stride: (3, 3),
             pads: (1, 1, 1, 1), groups: 3),
         ConvSpec(name: "depthwise no pad narrow", inC: 3, inH: 4, inW: 3, outC: 3, kH: 3, kW: 3, groups: 3),
+        ConvSpec(
+            name: "3×3 stride2 pad1 wide rows (vector im2col)", inC: 3, inH: 9, inW: 43, outC: 5, kH: 3, kW: 3,
+            stride: (2, 2), pads: (1, 1, 1, 1), activation: .relu),
         // K·outW large enough that the im2col runs in several row bands (last band partial).
         ConvSpec(
             name: "3×3 64→5 banded im2col", inC: 64, inH: 31, inW: 40, outC: 5, kH: 3, kW: 3, pads: (1, 1, 1, 1)),

@@ -230,6 +230,13 @@ extension Kernels {
                         } else {
                             var ox = oxLo
                             var ix = oxLo * p.strideW + offX
+                            // Stride 2 (first convs on full-size frames): even lanes of 16 consecutive inputs.
+                            while p.strideW == 2 && ox + 8 <= oxHi && ix + 16 <= p.inW {
+                                let v = UnsafeRawPointer(src + ix).loadUnaligned(as: SIMD16<Float>.self)
+                                UnsafeMutableRawPointer(dst + ox).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                                ox += 8
+                                ix += 16
+                            }
                             while ox < oxHi {
                                 dst[ox] = src[ix]
                                 ox += 1
