@@ -165,8 +165,18 @@ extension AVX2Kernels {
             }
             return (UnsafePointer(e), UnsafePointer(o))
         }
-        for oy in 0..<g.outH {
-            let iy = oy * 2 - g.padTop
+        splitRows(outH: g.outH, padTop: g.padTop, y, outW, w, b, clamp, split: split)
+    }
+
+    /// The output rows of one channel at stride 2 from input rows split by column parity: `split(iy)` gives the E
+    /// and O rows of input row iy (zero rows outside the image); output column ox reads E[ox], O[ox], E[ox + 1].
+    @inline(__always)
+    static func splitRows(
+        outH: Int, padTop: Int, _ y: UnsafeMutablePointer<Float>, _ outW: Int, _ w: UnsafePointer<Float>,
+        _ b: Float, _ clamp: Clamp, split: (Int) -> (UnsafePointer<Float>, UnsafePointer<Float>)
+    ) {
+        for oy in 0..<outH {
+            let iy = oy * 2 - padTop
             let (e0, o0) = split(iy)
             let (e1, o1) = split(iy + 1)
             let (e2, o2) = split(iy + 2)
@@ -195,16 +205,9 @@ extension AVX2Kernels {
                 let (w, b) = (weight + ch * 9, bias?[ch] ?? 0)
                 let x = input + ch * inPlane
                 let y = output + ch * outPlane
-                func split(_ iy: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+                splitRows(outH: outH, padTop: padTop, y, outW, w, b, clamp) { iy in
                     let e = iy >= 0 && iy < inH ? x + iy * pitch : zero
                     return (e, e + outW + 1)
-                }
-                for oy in 0..<outH {
-                    let iy = oy * 2 - padTop
-                    let (e0, o0) = split(iy)
-                    let (e1, o1) = split(iy + 1)
-                    let (e2, o2) = split(iy + 2)
-                    row(e0, o0, e0 + 1, e1, o1, e1 + 1, e2, o2, e2 + 1, y + oy * outW, outW, w, b, clamp)
                 }
             }
         }
