@@ -31,6 +31,9 @@ public final class DenseExecutor {
     private var packedByWeight: [UnsafePointer<Float>: UnsafeMutablePointer<Float>] = [:]
     /// Depthwise convs run together with their neighbouring pointwise convs (node indices), see `fusedDepthwise`.
     private var blocks: [Int: (expand: Int?, project: Int?)] = [:]
+    /// Without buffer reuse the blocks' convs stay separate steps; their stages are kept here, by depthwise node,
+    /// for the skip executor, which runs a block fused over the regions that changed (`SkipBlock`).
+    private(set) var fusedBlocks: [Int: FusedBlockStages] = [:]
     /// Activation applied in each conv's epilogue, by node index.
     private var fusedActivations: [Int: Kernels.Activation] = [:]
     public let inputShape: [Int]
@@ -65,7 +68,7 @@ public final class DenseExecutor {
     }
 
     deinit {
-        for p in slots { p.deallocate() }
+        for p in slots { ActivationMemory.release(p) }
         for p in constantMemory.values { p.deallocate() }
         for p in packedByWeight.values { p.deallocate() }
         scratch.deallocate()
@@ -170,9 +173,11 @@ public final class DenseExecutor {
         }
 
         // Fuse a depthwise conv with the pointwise conv that is its input's only producer and reader and/or the
-        // pointwise conv that is its output's only reader (dense mode only: the skip executor needs every value).
+        // pointwise conv that is its output's only reader. Without buffer reuse (the skip executor needs every
+        // value) the block's convs remain steps of their own and the fused step is kept aside (`fusedBlocks`).
         var blocks: [Int: (expand: Int?, project: Int?)] = [:]
-        if reusesBuffers {
+        var claimed = Set<Int>()
+        do {
             var stepOf: [Int: Int] = [:]
             for (i, node) in nodes.enumerated() where !skipped.contains(i) {
                 for v in fused[i].map({ [$0.output] }) ?? node.outputs { stepOf[v] = i }
@@ -190,7 +195,7 @@ public final class DenseExecutor {
                 let d = convParams(node, a)
                 let w = fused[i]?.output ?? node.outputs[0]
                 let expand = stepOf[u].flatMap { p in
-                    single(u) && !skipped.contains(p) && blocks[p] == nil
+                    single(u) && !skipped.contains(p) && !claimed.contains(p) && blocks[p] == nil
                         && Kernels.canFuseDepthwise(expand: pointwise(p), depthwise: d, project: nil) ? p : nil
                 }
                 let project = readerOf[w].flatMap { q in
@@ -199,9 +204,10 @@ public final class DenseExecutor {
                 }
                 guard expand != nil || project != nil else { continue }
                 blocks[i] = (expand, project)
-                for j in [expand, project].compactMap({ $0 }) { skipped.insert(j) }
+                for j in [expand, project].compactMap({ $0 }) { claimed.insert(j) }
+                if reusesBuffers { skipped.formUnion(claimed) }
                 // The block reads the expand conv's inputs at the depthwise conv's position.
-                if let e = expand {
+                if reusesBuffers, let e = expand {
                     for case let v? in nodes[e].inputs { lastUse[v] = max(lastUse[v], i) }
                 }
             }
@@ -230,14 +236,14 @@ public final class DenseExecutor {
         var scratchCount = 1
         var builders: [(Int, Kernels.Activation, [Int])] = []
         for (i, node) in nodes.enumerated() where !skipped.contains(i) {
-            let block = blocks[i]
+            let block = reusesBuffers ? blocks[i] : nil
             let last = block?.project ?? i
             let outputs = fused[last].map { [$0.output] } ?? nodes[last].outputs
             for v in outputs { allocate(v) }
             builders.append((i, fused[i]?.activation ?? .none, outputs))
             var reads = node.inputs
+            if let block = blocks[i] { scratchCount = max(scratchCount, blockScratchNeed(i, block)) }
             if let block {
-                scratchCount = max(scratchCount, blockScratchNeed(i, block))
                 for j in [block.expand, block.project].compactMap({ $0 }) { reads += nodes[j].inputs }
             } else {
                 scratchCount = max(scratchCount, scratchNeed(node))
@@ -249,12 +255,15 @@ public final class DenseExecutor {
         }
         self.blocks = blocks
         self.fusedActivations = fused.mapValues(\.activation)
-        slots = capacities.map { UnsafeMutablePointer<Float>.allocate(capacity: $0) }
+        slots = capacities.map { ActivationMemory.allocate($0) }
         scratch.deallocate()
         scratch = .allocate(capacity: scratchCount)
         plannedFloats = capacities.reduce(0, +) + scratchCount
         for (i, activation, outputs) in builders {
-            if let block = blocks[i] {
+            if !reusesBuffers, let block = blocks[i] {
+                fusedBlocks[i] = try blockStages(i, block, activation: activation)
+            }
+            if reusesBuffers, let block = blocks[i] {
                 steps.append(try fusedStep(i, block, activation: activation, output: pointer(outputs[0])))
             } else {
                 steps.append(try step(nodes[i], activation: activation, outputs: outputs))
@@ -309,6 +318,20 @@ public final class DenseExecutor {
         _ i: Int, _ block: (expand: Int?, project: Int?), activation: Kernels.Activation,
         output: UnsafeMutablePointer<Float>
     ) throws(ModelError) -> () -> Void {
+        let b = try blockStages(i, block, activation: activation)
+        let (expand, dw, project) = (b.expand, b.depthwise, b.project)
+        let (x, n, scratch, kernels) = (b.input, graph.shape(of: b.inputValue)[0], scratch, kernels)
+        return {
+            Kernels.fusedDepthwise(
+                expand: expand, depthwise: dw, project: project, n: n, input: x, output: output, scratch: scratch,
+                kernels: kernels)
+        }
+    }
+
+    /// The stages of the block around depthwise conv `i` and the tensor it reads.
+    private func blockStages(
+        _ i: Int, _ block: (expand: Int?, project: Int?), activation: Kernels.Activation
+    ) throws(ModelError) -> FusedBlockStages {
         func stage(_ j: Int, _ activation: Kernels.Activation) throws(ModelError) -> Kernels.ConvStage {
             let node = graph.nodes[j]
             guard case .conv(let a) = node.op, node.inputs.count > 1, let wv = node.inputs[1],
@@ -329,12 +352,9 @@ public final class DenseExecutor {
         var project: Kernels.ConvStage?
         if let q = block.project { project = try stage(q, fusedActivations[q] ?? .none) }
         guard let xv = source.inputs[0] else { throw .node(source.info, "missing input 0") }
-        let (x, n, scratch, kernels) = (pointer(xv), graph.shape(of: xv)[0], scratch, kernels)
-        return {
-            Kernels.fusedDepthwise(
-                expand: expand, depthwise: dw, project: project, n: n, input: x, output: output, scratch: scratch,
-                kernels: kernels)
-        }
+        return FusedBlockStages(
+            expandNode: block.expand, projectNode: block.project, expand: expand, depthwise: dw, project: project,
+            inputValue: xv, input: UnsafePointer(pointer(xv)))
     }
 
     /// `weight` packed for `AVX2Kernels.pointwise` (once per weight) when this executor runs the AVX2 kernels and
@@ -488,4 +508,15 @@ public final class DenseExecutor {
             return { Kernels.matmul(a: x, aShape: xShape, b: b, bShape: bShape, output: y) }
         }
     }
+}
+
+/// A depthwise conv and the pointwise convs fused with it (`Kernels.fusedDepthwise`), and the tensor it reads.
+struct FusedBlockStages {
+    var expandNode: Int?
+    var projectNode: Int?
+    var expand: Kernels.ConvStage?
+    var depthwise: Kernels.ConvStage
+    var project: Kernels.ConvStage?
+    var inputValue: Int
+    var input: UnsafePointer<Float>
 }
