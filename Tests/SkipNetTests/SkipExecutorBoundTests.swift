@@ -164,6 +164,20 @@ import Testing
             let g = conv(&m, "b", "y", 8, 4, kernel: 1, rng: &rng)
             return { e in g * (gd * e + 3 * e) + e }
         }
+        // MobileNet blocks after a first conv, so that the block does not read the model input and runs as one
+        // fused `SkipBlock` (over rectangles around the square) when its convs are exact.
+        for stride in [1, 2] {
+            build(stride == 1 ? "mobileBlock" : "mobileBlockStride2") { m in
+                _ = conv(&m, "x", "c1", 3, 8, rng: &rng)
+                m.node("Relu", ["c1"], "a")
+                let ge = conv(&m, "a", "e", 8, 16, kernel: 1, rng: &rng)
+                m.node("Relu", ["e"], "b")
+                let gd = conv(&m, "b", "d", 16, 16, stride: stride, groups: 16, rng: &rng)
+                m.node("Relu", ["d"], "c")
+                let gp = conv(&m, "c", "y", 16, 8, kernel: 1, rng: &rng)
+                return { e in gp * (gd * (ge * 3 * e + e) + 3 * e) + e }
+            }
+        }
         build("convTranspose") { m in
             _ = conv(&m, "x", "c1", 3, 8, stride: 2, rng: &rng)
             m.node("Relu", ["c1"], "a")
@@ -267,6 +281,29 @@ import Testing
                 if t > 0 { #expect(f.rewritten > 0 && (f.rewritten < 1 || !partial), "frame \(t)") }
             }
         }
+    }
+
+    /// Exact MobileNet blocks run as one fused step over rectangles around the change (`SkipBlock`): the previous
+    /// test checks their values; this one that the block path ran and recomputed only part of the image.
+    @Test(arguments: ["mobileBlock", "mobileBlockStride2"])
+    func exactMobileBlocksRunFusedOverTheChangedRegionOnly(name: String) throws {
+        let net = try #require(Self.nets.first { $0.name == name })
+        let settings = Self.settings(.inputSelect, 0, block: 8)
+        #expect(try SkipExecutor(graph: net.graph, settings: settings).blockCount == 1)
+        let skip = try SkipExecutor(graph: net.graph, settings: settings)
+        let dense = try DenseExecutor(graph: net.graph)
+        for t in 0..<20 {
+            let (input, mask) = Self.movingSquare(frame: t)
+            try input.data.withUnsafeBufferPointer { (b) throws(ModelError) in
+                try skip.run(b, changed: t == 0 ? nil : mask)
+            }
+            let want = try dense.run(input)[0].data
+            let scale = want.reduce(0) { max($0, abs($1)) }
+            #expect(maxAbsDifference(Array(skip.output(0)), want) <= 1e-5 * scale, "frame \(t)")
+        }
+        // The depthwise conv (second layer of the block) computed fewer positions than 20 dense frames.
+        let depthwise = skip.layerStats[2]
+        #expect(depthwise.activePositions > depthwise.positions && depthwise.activePositions < 10 * depthwise.positions)
     }
 
     /// Output-norm at ε = 0.05 on the same clip with noise of ±0.005 on every pixel (sub-threshold residuals that

@@ -24,7 +24,7 @@ final class SkipConvLayer: SkipLayer {
     private var relative: Bool
     private let gumbel: GumbelGate?
     private let tile: Int
-    private let breakEven: Double
+    let breakEven: Double
     private let dilation: Int
     /// Largest filter norm `max_o ‖W_o‖₂` (output-norm gate).
     let maxFilterNorm: Float
@@ -203,6 +203,20 @@ final class SkipConvLayer: SkipLayer {
 
     func addTime(_ duration: Duration) { stats.seconds += duration.seconds }
 
+    /// The layer ran inside its block (`SkipBlock`): `computed` positions recomputed in `seconds`, of which
+    /// `selected` changed.
+    func recordBlock(seconds: Double, computed: Int, selected: Int, dense: Bool) {
+        let perPosition = p.macs / (p.outH * p.outW)
+        stats.seconds += seconds
+        account(
+            active: computed, executed: computed * perPosition, gate: 0, dense: dense, selected: selected * perPosition)
+    }
+
+    /// The outputs whose window holds a position of `dirty`.
+    func footprint(of dirty: SpatialMask, into out: SpatialMask) {
+        if dirty.isFull { out.fill() } else { map.footprint(of: dirty, into: out) }
+    }
+
     /// Depthwise rows run 16-wide vectors anyway; a GEMM pays K + C_out per extra position.
     private var mergeGap: Int { p.isDepthwise ? 32 : 8 }
 
@@ -315,9 +329,11 @@ final class SkipConvLayer: SkipLayer {
         forEachChunk(of: scratch.runs, capacity: capacity, into: &scratch.chunk) { chunk, m in
             for g in 0..<p.groups {
                 gather(chunk, from: source, positions: m, firstChannel: g * cinG, into: scratch.columns)
-                Kernels.sgemm(
-                    transA: false, transB: false, m: coutG, n: m, k: k, alpha: 1, a: weight + g * coutG * k, lda: k,
-                    b: scratch.columns, ldb: m, beta: 0, c: scratch.product, ldc: m)
+                // Bias and activation are applied as the product is stored (in the AVX2 tiles' epilogue).
+                Kernels.pointwiseGEMM(
+                    m: coutG, n: m, k: k, weight: weight + g * coutG * k, lda: k, packed: packed,
+                    bias: bias.map { $0 + g * coutG }, activation: activation, b: scratch.columns, ldb: m,
+                    c: scratch.product, ldc: m, kernels: kernels)
                 scatter(chunk, positions: m, from: scratch.product, firstChannel: g * coutG, channels: coutG)
             }
         }
@@ -373,9 +389,7 @@ final class SkipConvLayer: SkipLayer {
         let plane = p.outH * p.outW
         for o in 0..<channels {
             let oc = firstChannel + o
-            // Bias and activation on the contiguous product row (SIMD), then plain copies into the runs.
             var src = UnsafePointer(product + o * m)
-            Kernels.biasActivate(product + o * m, count: m, bias: bias?[oc] ?? 0, activation)
             for run in chunk {
                 (y + oc * plane + run.y * p.outW + run.x0).update(from: src, count: run.length)
                 src += run.length

@@ -41,6 +41,7 @@ public final class SkipExecutor {
         case unary(Kernels.UnaryOp, input: Int, output: Int, channels: Int)
         case binary(Kernels.BinaryOp, a: Int, b: Int, output: Int, channels: Int)
         case dense(index: Int, inputs: [Int], outputs: [Int])
+        case block(SkipBlock)
     }
 
     public var inputShape: [Int] { dense.inputShape }
@@ -63,6 +64,7 @@ public final class SkipExecutor {
         var total = 0
         var masks: [Int: SpatialMask] = [:]
         var steps: [Step] = []
+        var nodeOfStep: [Int] = []
         func mask(_ value: Int) -> SpatialMask {
             if let m = masks[value] { return m }
             let s = graph.shape(of: value)
@@ -73,6 +75,8 @@ public final class SkipExecutor {
         _ = mask(inputValue)
         let imageHeight = inputShape[2]
         for (stepIndex, plan) in dense.stepPlan.enumerated() {
+            let before = steps.count
+            defer { if steps.count > before { nodeOfStep.append(plan.node) } }
             let node = graph.nodes[plan.node]
             let inputs = node.inputs.compactMap { $0 }.filter { graph.constants[$0] == nil }
             for v in inputs + plan.outputs { _ = mask(v) }
@@ -145,7 +149,7 @@ public final class SkipExecutor {
         }
         denseMACs = total
         changed = masks
-        self.steps = steps
+        self.steps = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense)
         scratch = SkipScratch(columns: columns, product: product, dense: denseScratch)
     }
 
@@ -205,6 +209,12 @@ public final class SkipExecutor {
                 forEachRun(mask, channels: channels) { offset, n in
                     Kernels.binary(op, a: pa + offset, b: pb + offset, output: py + offset, count: n)
                 }
+            case .block(let block):
+                block.frame(dirty: changed[block.input]!, changed: { changed[$0]! }, keyframe: keyframe)
+                for m in block.members {
+                    executed += m.layer.stats.lastExecutedMACs
+                    selected += m.layer.stats.lastSelectedMACs
+                }
             case .dense(let index, let inputs, let outputs):
                 let start = ContinuousClock.now
                 defer { otherSeconds += (ContinuousClock.now - start).seconds }
@@ -235,6 +245,41 @@ public final class SkipExecutor {
         frames += 1
     }
 
+    /// Replaces each run of steps that is one of the dense executor's fused blocks, with exact skip layers only, by
+    /// a ``SkipBlock``.
+    private static func groupingBlocks(_ steps: [Step], nodes: [Int], dense: DenseExecutor) -> [Step] {
+        var starts: [Int: SkipBlock] = [:]
+        for (d, block) in dense.fusedBlocks {
+            let convs = [block.expandNode, d, block.projectNode].compactMap { $0 }
+            guard let first = nodes.firstIndex(of: convs[0]), first + convs.count <= steps.count,
+                Array(nodes[first..<first + convs.count]) == convs
+            else { continue }
+            var members: [SkipBlock.Member] = []
+            for step in steps[first..<first + convs.count] {
+                guard case .skip(let layer as SkipConvLayer, let input, let output, false) = step else { break }
+                members.append(SkipBlock.Member(layer: layer, input: input, output: output))
+            }
+            guard members.count == convs.count, members[0].input == block.inputValue,
+                SkipBlock.canFuse(members.map(\.layer))
+            else { continue }
+            starts[first] = SkipBlock(
+                members: members, stages: block, output: dense.pointer(members[members.count - 1].output),
+                kernels: dense.kernels)
+        }
+        var grouped: [Step] = []
+        var i = 0
+        while i < steps.count {
+            if let block = starts[i] {
+                grouped.append(.block(block))
+                i += block.members.count
+            } else {
+                grouped.append(steps[i])
+                i += 1
+            }
+        }
+        return grouped
+    }
+
     /// Image pixels per position of a plane `height` rows high, rounded (13 rows at stride 2 give 7, not 6.5).
     static func totalStride(_ imageHeight: Int, _ height: Int) -> Int {
         max(1, Int((Double(imageHeight) / Double(max(1, height))).rounded()))
@@ -261,9 +306,20 @@ public final class SkipExecutor {
 
     /// Per-layer accounting for the skip layers, in execution order.
     public var layerStats: [SkipLayerStats] {
-        steps.compactMap {
-            if case .skip(let layer, _, _, _) = $0 { return layer.stats }
-            return nil
+        steps.flatMap { step -> [SkipLayerStats] in
+            switch step {
+            case .skip(let layer, _, _, _): [layer.stats]
+            case .block(let block): block.members.map(\.layer.stats)
+            default: []
+            }
+        }
+    }
+
+    /// Steps that run a MobileNet block fused (``SkipBlock``).
+    var blockCount: Int {
+        steps.reduce(0) {
+            if case .block = $1 { return $0 + 1 }
+            return $0
         }
     }
 

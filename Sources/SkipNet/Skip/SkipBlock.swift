@@ -1,0 +1,217 @@
+/// A MobileNet block — depthwise 3×3 conv with its expand and/or project pointwise convs — whose convs are all
+/// exact (propagating) skip layers, run as one fused computation (`Kernels.fusedDepthwise`) over the regions that
+/// changed. Run conv by conv, the block would write its widest tensor (the expanded one: 96 × 576 × 768 floats at
+/// the second block) wherever the input changed and read it back for the depthwise conv; fused, those rows stay in
+/// cache, as in the dense executor.
+///
+/// Per frame the outputs to recompute are the depthwise footprint `A` of the input's changed positions. `A` is
+/// covered by rectangles (bands of output rows × merged column runs); each rectangle's input window (its halo
+/// included) is copied out, the fused kernel runs on it with the image's padding only on the sides that touch the
+/// image border, and the result is copied into the block's output. When the input changed everywhere, or above the
+/// break-even density (measured per block; until then the depthwise conv's setting), the fused kernel runs over the
+/// whole image instead.
+///
+/// The intermediate tensors are never written: no conv of the block reads them again, since the block always
+/// recomputes from its input, which every rectangle reads whole.
+final class SkipBlock {
+    struct Member {
+        let layer: SkipConvLayer
+        let input: Int
+        let output: Int
+    }
+
+    let members: [Member]
+    private let stages: FusedBlockStages
+    private let output: UnsafeMutablePointer<Float>
+    private let kernels: KernelSet
+    /// Copies of one rectangle's input window and output, and the fused kernel's scratch (grown as needed).
+    private var window = ScratchBuffer()
+    private var result = ScratchBuffer()
+    private var scratch = ScratchBuffer()
+    private var runs: [MaskRun] = []
+    /// Whole-image fused run vs rectangles, per changed input position (both give the same values).
+    private var timer: PathTimer
+    private let depthwise: SkipConvLayer
+    private let depthwiseIndex: Int
+
+    var input: Int { members[0].input }
+
+    init(members: [Member], stages: FusedBlockStages, output: UnsafeMutablePointer<Float>, kernels: KernelSet) {
+        self.members = members
+        self.stages = stages
+        self.output = output
+        self.kernels = kernels
+        depthwiseIndex = stages.expand == nil ? 0 : 1
+        depthwise = members[depthwiseIndex].layer
+        let p = members[0].layer.p
+        timer = PathTimer(positions: p.inH * p.inW)
+    }
+
+    /// Members that can run as one fused computation: all exact (they read the current input, no reference).
+    static func canFuse(_ layers: [SkipConvLayer]) -> Bool { layers.allSatisfy(\.propagates) && layers.count > 1 }
+
+    /// Output rows per band of rectangles: the expand conv's halo rows (2 at stride 1, 1 at stride 2) are
+    /// recomputed once per band.
+    private var bandRows: Int { stages.depthwise.params.strideH == 1 ? 8 : 4 }
+
+    /// Runs the block for a frame whose input changed at `dirty`; sets the members' `changed` masks.
+    func frame(dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool) {
+        let start = ContinuousClock.now
+        let d = stages.depthwise.params
+        if stages.expand != nil { changed(members[0].output).assign(dirty) }
+        let active = changed(members[depthwiseIndex].output)
+        depthwise.footprint(of: dirty, into: active)
+        if stages.project != nil { changed(members[members.count - 1].output).assign(active) }
+        if active.isEmpty {
+            record(seconds: 0, inputPositions: 0, outputPositions: 0, dirty: 0, active: 0, dense: false)
+            return
+        }
+        // The depthwise conv's break-even setting: 1 or more forces rectangles (as it forces a conv's sparse path).
+        let breakEven = depthwise.breakEven
+        if keyframe
+            || (breakEven < 1 && (dirty.isFull || timer.prefersDense(density: dirty.density, otherwise: breakEven)))
+        {
+            runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
+            let seconds = (ContinuousClock.now - start).seconds
+            timer.recordDense(seconds)
+            record(
+                seconds: seconds, inputPositions: d.inH * d.inW, outputPositions: d.outH * d.outW,
+                dirty: dirty.count, active: active.count, dense: true)
+            return
+        }
+        var computed = (input: 0, output: 0)
+        active.runs(into: &runs)
+        var first = 0
+        while first < runs.count {
+            let band = runs[first].y / bandRows
+            var last = first
+            while last < runs.count && runs[last].y / bandRows == band { last += 1 }
+            let rows = band * bandRows..<Swift.min(d.outH, (band + 1) * bandRows)
+            for columns in Self.columnRuns(runs[first..<last], width: d.outW) {
+                let n = rectangle(rows: rows, columns: columns)
+                computed.input += n.input
+                computed.output += n.output
+            }
+            first = last
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        timer.recordSparse(seconds, positions: dirty.count)
+        record(
+            seconds: seconds, inputPositions: computed.input, outputPositions: computed.output, dirty: dirty.count,
+            active: active.count, dense: false)
+    }
+
+    /// The union of a band's column runs, merged across gaps of up to 8 columns and widened to at least 8 (the
+    /// AVX2 depthwise rows' vector width), within `0 ..< width`.
+    static func columnRuns(_ runs: ArraySlice<MaskRun>, width: Int) -> [Range<Int>] {
+        let sorted = runs.map { $0.x0..<$0.x1 }.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<Int>] = []
+        for r in sorted {
+            if let last = merged.last, r.lowerBound <= last.upperBound + 4 {
+                merged[merged.count - 1] = last.lowerBound..<Swift.max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        return merged.map { r in
+            guard r.count < 8 && width >= 8 else { return r }
+            let lo = Swift.min(r.lowerBound, width - 8)
+            return lo..<lo + 8
+        }
+    }
+
+    /// Recomputes output `rows × columns` from a copy of its input window; returns the positions computed.
+    private func rectangle(rows: Range<Int>, columns: Range<Int>) -> (input: Int, output: Int) {
+        let d = stages.depthwise.params
+        let s = d.strideH
+        let iy =
+            Swift.max(0, rows.lowerBound * s - d.padTop)..<Swift.min(d.inH, (rows.upperBound - 1) * s - d.padTop + 3)
+        let ix =
+            Swift.max(
+                0, columns.lowerBound * s - d.padLeft)..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)
+        let cin = stages.expand?.params.inC ?? d.inC
+        let cout = stages.project?.params.outC ?? d.outC
+        let (inPlane, windowPlane) = (d.inH * d.inW, iy.count * ix.count)
+        let x = window.reserve(cin * windowPlane)
+        for c in 0..<cin {
+            for (r, row) in iy.enumerated() {
+                (x + c * windowPlane + r * ix.count).update(
+                    from: stages.input + c * inPlane + row * d.inW + ix.lowerBound, count: ix.count)
+            }
+        }
+        let (outPlane, resultPlane) = (d.outH * d.outW, rows.count * columns.count)
+        let y = result.reserve(cout * resultPlane)
+        runFused(d, input: x, output: y, rows: rows, columns: columns, window: (iy, ix))
+        for c in 0..<cout {
+            for (r, row) in rows.enumerated() {
+                (output + c * outPlane + row * d.outW + columns.lowerBound).update(
+                    from: y + c * resultPlane + r * columns.count, count: columns.count)
+            }
+        }
+        return (windowPlane, resultPlane)
+    }
+
+    /// The fused kernel on an input window `window` (image rows × columns; the whole image if nil) producing
+    /// output `rows × columns`: the depthwise conv's padding becomes the offset of the output's first input
+    /// row/column inside the window (zero where the window starts inside the image).
+    private func runFused(
+        _ d: Conv2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Range<Int>,
+        columns: Range<Int>, window: (rows: Range<Int>, columns: Range<Int>)? = nil
+    ) {
+        var (e, dw, q) = (stages.expand, stages.depthwise, stages.project)
+        if let window {
+            let (h, w) = (window.rows.count, window.columns.count)
+            dw.params.inH = h
+            dw.params.inW = w
+            dw.params.outH = rows.count
+            dw.params.outW = columns.count
+            dw.params.padTop = d.padTop + window.rows.lowerBound - rows.lowerBound * d.strideH
+            dw.params.padLeft = d.padLeft + window.columns.lowerBound - columns.lowerBound * d.strideW
+            dw.params.padBottom = (rows.count - 1) * d.strideH + 3 - dw.params.padTop - h
+            dw.params.padRight = (columns.count - 1) * d.strideW + 3 - dw.params.padLeft - w
+            if e != nil {
+                (e!.params.inH, e!.params.inW, e!.params.outH, e!.params.outW) = (h, w, h, w)
+            }
+            if q != nil {
+                (q!.params.inH, q!.params.inW) = (rows.count, columns.count)
+                (q!.params.outH, q!.params.outW) = (rows.count, columns.count)
+            }
+        }
+        let need = Kernels.fusedDepthwiseScratchCount(expand: e?.params, depthwise: dw.params, project: q?.params)
+        Kernels.fusedDepthwise(
+            expand: e, depthwise: dw, project: q, n: 1, input: input, output: output,
+            scratch: scratch.reserve(need), kernels: kernels)
+    }
+
+    /// Shares `seconds` among the members by MACs and records what each computed: the expand conv at the input
+    /// positions its windows held, the others at the output positions; selected = the dirty / footprint positions.
+    private func record(
+        seconds: Double, inputPositions: Int, outputPositions: Int, dirty: Int, active: Int, dense: Bool
+    ) {
+        let total = Double(max(1, members.reduce(0) { $0 + $1.layer.p.macs }))
+        for m in members {
+            let isExpand = m.layer !== depthwise && m.input == input
+            m.layer.recordBlock(
+                seconds: seconds * Double(m.layer.p.macs) / total,
+                computed: isExpand ? inputPositions : outputPositions, selected: isExpand ? dirty : active,
+                dense: dense)
+        }
+    }
+}
+
+/// A float buffer that grows to the largest size asked for and is then reused.
+struct ScratchBuffer: ~Copyable {
+    private var pointer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var capacity = 1
+
+    mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            pointer.deallocate()
+            capacity = count
+            pointer = .allocate(capacity: count)
+        }
+        return pointer
+    }
+
+    deinit { pointer.deallocate() }
+}
