@@ -63,7 +63,12 @@ struct WindowMap {
                     var ix = 0
                     while ix < inW {
                         if row[ix] == 0 {
-                            ix += 1
+                            // Clear positions 8 at a time: most of a change mask is clear.
+                            if ix + 8 <= inW && UnsafeRawPointer(row + ix).loadUnaligned(as: UInt64.self) == 0 {
+                                ix += 8
+                            } else {
+                                ix += 1
+                            }
                             continue
                         }
                         if !touched {
@@ -94,9 +99,11 @@ struct WindowMap {
         commit.clear()
         if active.isEmpty { return }
         let (inW, outW, outH, inH) = (columns.inputs, columns.outputs, rows.outputs, rows.inputs)
-        withPointers { colReaderStart, colReaders, _, _, rowReaderStart, rowReaders, all, any in
+        let (colWindowStart, colWindows) = (columns.windowStart, columns.windows)
+        withPointers { colReaderStart, _, _, _, rowReaderStart, rowReaders, all, any in
             active.bits.withUnsafeBufferPointer { a in
-                // all[oy][ix]: every reader column of ix is active in output row oy.
+                // all[oy][ix]: every reader column of ix is active in output row oy — start from "has a reader"
+                // and clear the window of each inactive output (outW windows, not inW reader lists).
                 for oy in 0..<outH {
                     let row = a.baseAddress! + oy * outW
                     var rowHasAny = false
@@ -107,11 +114,9 @@ struct WindowMap {
                     any[oy] = rowHasAny
                     guard rowHasAny else { continue }
                     let out = all + oy * inW
-                    for ix in 0..<inW {
-                        let (lo, hi) = (colReaderStart[ix], colReaderStart[ix + 1])
-                        var ok: UInt8 = lo < hi ? 1 : 0
-                        for r in lo..<hi { ok &= row[colReaders[r]] }
-                        out[ix] = ok
+                    for ix in 0..<inW { out[ix] = colReaderStart[ix] < colReaderStart[ix + 1] ? 1 : 0 }
+                    for ox in 0..<outW where row[ox] == 0 {
+                        for w in colWindowStart[ox]..<colWindowStart[ox + 1] { out[colWindows[w]] = 0 }
                     }
                 }
             }
@@ -165,15 +170,17 @@ struct WindowMap {
     }
 }
 
+// Byte rows OR-ed / AND-ed a 64-bit word at a time: `SIMD32<UInt8>` operators compile here to a per-lane loop
+// through the stack (measured: 90 % of `footprint`'s time).
 @inline(__always)
 private func orRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
     var i = 0
-    while i + 32 <= n {
+    while i + 8 <= n {
         let v =
-            UnsafeRawPointer(d + i).loadUnaligned(as: SIMD32<UInt8>.self)
-            | UnsafeRawPointer(s + i).loadUnaligned(as: SIMD32<UInt8>.self)
-        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: SIMD32<UInt8>.self)
-        i += 32
+            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
+            | UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
+        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
+        i += 8
     }
     while i < n {
         d[i] |= s[i]
@@ -184,12 +191,12 @@ private func orRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, 
 @inline(__always)
 private func andRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
     var i = 0
-    while i + 32 <= n {
+    while i + 8 <= n {
         let v =
-            UnsafeRawPointer(d + i).loadUnaligned(as: SIMD32<UInt8>.self)
-            & UnsafeRawPointer(s + i).loadUnaligned(as: SIMD32<UInt8>.self)
-        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: SIMD32<UInt8>.self)
-        i += 32
+            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
+            & UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
+        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
+        i += 8
     }
     while i < n {
         d[i] &= s[i]
