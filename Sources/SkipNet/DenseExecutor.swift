@@ -242,8 +242,8 @@ public final class DenseExecutor {
             for v in outputs { allocate(v) }
             builders.append((i, fused[i]?.activation ?? .none, outputs))
             var reads = node.inputs
-            if let block = blocks[i] { scratchCount = max(scratchCount, blockScratchNeed(i, block)) }
             if let block {
+                scratchCount = max(scratchCount, blockScratchNeed(i, block))
                 for j in [block.expand, block.project].compactMap({ $0 }) { reads += nodes[j].inputs }
             } else {
                 scratchCount = max(scratchCount, scratchNeed(node))

@@ -29,6 +29,7 @@ final class SkipBlock {
     private var result = ScratchBuffer()
     private var scratch = ScratchBuffer()
     private var runs: [MaskRun] = []
+    private var rects: [Rectangle] = []
     /// Whole-image fused run vs rectangles, per changed input position (both give the same values).
     private var timer: PathTimer
     private let depthwise: SkipConvLayer
@@ -66,20 +67,47 @@ final class SkipBlock {
             record(seconds: 0, inputPositions: 0, outputPositions: 0, dirty: 0, active: 0, dense: false)
             return
         }
-        // The depthwise conv's break-even setting: 1 or more forces rectangles (as it forces a conv's sparse path).
+        rectangles(covering: active)
+        let macs = rectangleMACs()
+        // Above the break-even density (measured; until then the depthwise conv's setting, where 1 or more forces
+        // the sparse path) the whole-image kernel is the faster way to the same values: a dense frame.
         let breakEven = depthwise.breakEven
-        if keyframe
+        let dense =
+            keyframe
             || (breakEven < 1 && (dirty.isFull || timer.prefersDense(density: dirty.density, otherwise: breakEven)))
-        {
+        // Rectangles whose windows would cost more MACs than the whole image (halos on a change that reaches most of
+        // it, small images) are replaced by the whole image as their cover: still the sparse path's choice, at the
+        // dense cost, which is what is counted.
+        if dense || macs.total >= macs.dense {
             runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
             let seconds = (ContinuousClock.now - start).seconds
-            timer.recordDense(seconds)
+            if dense { timer.recordDense(seconds) } else { timer.recordSparse(seconds, positions: dirty.count) }
             record(
                 seconds: seconds, inputPositions: d.inH * d.inW, outputPositions: d.outH * d.outW,
-                dirty: dirty.count, active: active.count, dense: true)
+                dirty: dirty.count, active: active.count, dense: dense)
             return
         }
-        var computed = (input: 0, output: 0)
+        for r in rects { rectangle(r) }
+        let seconds = (ContinuousClock.now - start).seconds
+        timer.recordSparse(seconds, positions: dirty.count)
+        record(
+            seconds: seconds, inputPositions: macs.input, outputPositions: macs.output, dirty: dirty.count,
+            active: active.count, dense: false)
+    }
+
+    /// An output rectangle and the input window it reads (clipped to the image).
+    struct Rectangle {
+        var rows: Range<Int>
+        var columns: Range<Int>
+        var windowRows: Range<Int>
+        var windowColumns: Range<Int>
+    }
+
+    /// Sets `rects` to rectangles covering `active`: per band of `bandRows` output rows, the merged column runs.
+    private func rectangles(covering active: SpatialMask) {
+        let d = stages.depthwise.params
+        let s = d.strideH
+        rects.removeAll(keepingCapacity: true)
         active.runs(into: &runs)
         var first = 0
         while first < runs.count {
@@ -88,17 +116,30 @@ final class SkipBlock {
             while last < runs.count && runs[last].y / bandRows == band { last += 1 }
             let rows = band * bandRows..<Swift.min(d.outH, (band + 1) * bandRows)
             for columns in Self.columnRuns(runs[first..<last], width: d.outW) {
-                let n = rectangle(rows: rows, columns: columns)
-                computed.input += n.input
-                computed.output += n.output
+                let top = Swift.max(0, rows.lowerBound * s - d.padTop)
+                let left = Swift.max(0, columns.lowerBound * s - d.padLeft)
+                rects.append(
+                    Rectangle(
+                        rows: rows, columns: columns,
+                        windowRows: top..<Swift.min(d.inH, (rows.upperBound - 1) * s - d.padTop + 3),
+                        windowColumns: left..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)))
             }
             first = last
         }
-        let seconds = (ContinuousClock.now - start).seconds
-        timer.recordSparse(seconds, positions: dirty.count)
-        record(
-            seconds: seconds, inputPositions: computed.input, outputPositions: computed.output, dirty: dirty.count,
-            active: active.count, dense: false)
+    }
+
+    /// Positions `rects` compute (input windows, outputs), their MACs, and the block's dense MACs.
+    private func rectangleMACs() -> (input: Int, output: Int, total: Int, dense: Int) {
+        let d = stages.depthwise.params
+        var (input, output) = (0, 0)
+        for r in rects {
+            input += r.windowRows.count * r.windowColumns.count
+            output += r.rows.count * r.columns.count
+        }
+        let expandMACs = stages.expand.map { $0.params.macs / max(1, d.inH * d.inW) } ?? 0
+        let dense = members.reduce(0) { $0 + $1.layer.p.macs }
+        let outputMACs = (dense - expandMACs * d.inH * d.inW) / max(1, d.outH * d.outW)
+        return (input, output, input * expandMACs + output * outputMACs, dense)
     }
 
     /// The union of a band's column runs, merged across gaps of up to 8 columns and widened to at least 8 (the
@@ -120,15 +161,10 @@ final class SkipBlock {
         }
     }
 
-    /// Recomputes output `rows × columns` from a copy of its input window; returns the positions computed.
-    private func rectangle(rows: Range<Int>, columns: Range<Int>) -> (input: Int, output: Int) {
+    /// Recomputes output `rect.rows × rect.columns` from a copy of its input window.
+    private func rectangle(_ rect: Rectangle) {
         let d = stages.depthwise.params
-        let s = d.strideH
-        let iy =
-            Swift.max(0, rows.lowerBound * s - d.padTop)..<Swift.min(d.inH, (rows.upperBound - 1) * s - d.padTop + 3)
-        let ix =
-            Swift.max(
-                0, columns.lowerBound * s - d.padLeft)..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)
+        let (rows, columns, iy, ix) = (rect.rows, rect.columns, rect.windowRows, rect.windowColumns)
         let cin = stages.expand?.params.inC ?? d.inC
         let cout = stages.project?.params.outC ?? d.outC
         let (inPlane, windowPlane) = (d.inH * d.inW, iy.count * ix.count)
@@ -148,7 +184,6 @@ final class SkipBlock {
                     from: y + c * resultPlane + r * columns.count, count: columns.count)
             }
         }
-        return (windowPlane, resultPlane)
     }
 
     /// The fused kernel on an input window `window` (image rows × columns; the whole image if nil) producing
