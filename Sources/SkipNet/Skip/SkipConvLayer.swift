@@ -368,8 +368,17 @@ final class SkipConvLayer: SkipLayer {
                             (dst + lead).update(from: row + valid.lowerBound + offset, count: valid.count)
                         } else {
                             var j = lead
-                            for ox in valid {
+                            var ox = valid.lowerBound
+                            // Stride 2 (the first conv of a full-size frame): even lanes of 16 consecutive inputs.
+                            while p.strideW == 2 && ox + 8 <= valid.upperBound && ox * 2 + offset + 16 <= p.inW {
+                                let v = UnsafeRawPointer(row + ox * 2 + offset).loadUnaligned(as: SIMD16<Float>.self)
+                                UnsafeMutableRawPointer(dst + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                                ox += 8
+                                j += 8
+                            }
+                            while ox < valid.upperBound {
                                 dst[j] = row[ox * p.strideW + offset]
+                                ox += 1
                                 j += 1
                             }
                         }
