@@ -7,9 +7,9 @@
 /// Per frame the outputs to recompute are the depthwise footprint `A` of the input's changed positions. `A` is
 /// covered by rectangles (bands of output rows × merged column runs); each rectangle's input window (its halo
 /// included) is copied out, the fused kernel runs on it with the image's padding only on the sides that touch the
-/// image border, and the result is copied into the block's output. When the input changed everywhere, or above the
-/// break-even density (measured per block; until then the depthwise conv's setting), the fused kernel runs over the
-/// whole image instead.
+/// image border, and the result is copied into the block's output. When the input changed everywhere, above the
+/// break-even density (measured per block; until then the depthwise conv's setting), or when the rectangles would
+/// cost more MACs than the whole image, the fused kernel runs over the whole image instead.
 ///
 /// The intermediate tensors are never written: no conv of the block reads them again, since the block always
 /// recomputes from its input, which every rectangle reads whole.
@@ -142,7 +142,7 @@ final class SkipBlock {
         return (input, output, input * expandMACs + output * outputMACs, dense)
     }
 
-    /// The union of a band's column runs, merged across gaps of up to 8 columns and widened to at least 8 (the
+    /// The union of a band's column runs, merged across gaps of up to 4 columns and widened to at least 8 (the
     /// AVX2 depthwise rows' vector width), within `0 ..< width`.
     static func columnRuns(_ runs: ArraySlice<MaskRun>, width: Int) -> [Range<Int>] {
         let sorted = runs.map { $0.x0..<$0.x1 }.sorted { $0.lowerBound < $1.lowerBound }
