@@ -29,8 +29,6 @@ public final class DenseExecutor {
     private var scratch: UnsafeMutablePointer<Float>
     /// Pointwise weights packed for the AVX2 kernels, by the weights they were packed from.
     private var packedByWeight: [UnsafePointer<Float>: UnsafeMutablePointer<Float>] = [:]
-    /// Depthwise convs run together with their neighbouring pointwise convs (node indices), see `fusedDepthwise`.
-    private var blocks: [Int: (expand: Int?, project: Int?)] = [:]
     /// Without buffer reuse the blocks' convs stay separate steps; their stages are kept here, by depthwise node,
     /// for the skip executor, which runs a block fused over the regions that changed (`SkipBlock`).
     private(set) var fusedBlocks: [Int: FusedBlockStages] = [:]
@@ -253,7 +251,6 @@ public final class DenseExecutor {
                 release(v)
             }
         }
-        self.blocks = blocks
         self.fusedActivations = fused.mapValues(\.activation)
         slots = capacities.map { ActivationMemory.allocate($0) }
         scratch.deallocate()

@@ -200,6 +200,24 @@ extension Kernels {
         (p.inC / p.groups) * p.kH * p.kW * im2colBandRows(p) * p.outW
     }
 
+    /// `dst[j] = src[j·stride]` for `j < count`. Stride 2 (first convs on full-size frames) copies 8 at a time from
+    /// the even lanes of 16 consecutive inputs while those lie within `src[0 ..< available]`.
+    @inline(__always)
+    static func copyStrided(
+        _ src: UnsafePointer<Float>, stride: Int, into dst: UnsafeMutablePointer<Float>, count: Int, available: Int
+    ) {
+        var j = 0
+        while stride == 2 && j + 8 <= count && 2 * j + 16 <= available {
+            let v = UnsafeRawPointer(src + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(dst + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < count {
+            dst[j] = src[j * stride]
+            j += 1
+        }
+    }
+
     /// im2col of output rows `oyStart ..< oyStart + oyCount` for one group of `channels` input planes:
     /// `col[(c·kH + ky)·kW + kx][(oy − oyStart)·outW + ox]`, zero outside the image.
     static func im2col(
@@ -228,20 +246,10 @@ extension Kernels {
                         if p.strideW == 1 {
                             (dst + oxLo).update(from: src + oxLo + offX, count: oxHi - oxLo)
                         } else {
-                            var ox = oxLo
-                            var ix = oxLo * p.strideW + offX
-                            // Stride 2 (first convs on full-size frames): even lanes of 16 consecutive inputs.
-                            while p.strideW == 2 && ox + 8 <= oxHi && ix + 16 <= p.inW {
-                                let v = UnsafeRawPointer(src + ix).loadUnaligned(as: SIMD16<Float>.self)
-                                UnsafeMutableRawPointer(dst + ox).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
-                                ox += 8
-                                ix += 16
-                            }
-                            while ox < oxHi {
-                                dst[ox] = src[ix]
-                                ox += 1
-                                ix += p.strideW
-                            }
+                            let ix = oxLo * p.strideW + offX
+                            copyStrided(
+                                src + ix, stride: p.strideW, into: dst + oxLo, count: oxHi - oxLo, available: p.inW - ix
+                            )
                         }
                         if oxHi < p.outW { (dst + oxHi).update(repeating: 0, count: p.outW - oxHi) }
                     }

@@ -67,8 +67,6 @@ final class SkipBlock {
             record(seconds: 0, inputPositions: 0, outputPositions: 0, dirty: 0, active: 0, dense: false)
             return
         }
-        rectangles(covering: active)
-        let macs = rectangleMACs()
         // Above the break-even density (measured; until then the depthwise conv's setting, where 1 or more forces
         // the sparse path) the whole-image kernel is the faster way to the same values: a dense frame.
         let breakEven = depthwise.breakEven
@@ -78,6 +76,11 @@ final class SkipBlock {
         // Rectangles whose windows would cost more MACs than the whole image (halos on a change that reaches most of
         // it, small images) are replaced by the whole image as their cover: still the sparse path's choice, at the
         // dense cost, which is what is counted.
+        var macs = (input: 0, output: 0, total: 0, dense: 0)
+        if !dense {
+            rectangles(covering: active)
+            macs = rectangleMACs()
+        }
         if dense || macs.total >= macs.dense {
             runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
             let seconds = (ContinuousClock.now - start).seconds

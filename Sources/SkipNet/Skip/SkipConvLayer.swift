@@ -367,20 +367,10 @@ final class SkipConvLayer: SkipLayer {
                         if p.strideW == 1 {
                             (dst + lead).update(from: row + valid.lowerBound + offset, count: valid.count)
                         } else {
-                            var j = lead
-                            var ox = valid.lowerBound
-                            // Stride 2 (the first conv of a full-size frame): even lanes of 16 consecutive inputs.
-                            while p.strideW == 2 && ox + 8 <= valid.upperBound && ox * 2 + offset + 16 <= p.inW {
-                                let v = UnsafeRawPointer(row + ox * 2 + offset).loadUnaligned(as: SIMD16<Float>.self)
-                                UnsafeMutableRawPointer(dst + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
-                                ox += 8
-                                j += 8
-                            }
-                            while ox < valid.upperBound {
-                                dst[j] = row[ox * p.strideW + offset]
-                                ox += 1
-                                j += 1
-                            }
+                            let ix = valid.lowerBound * p.strideW + offset
+                            Kernels.copyStrided(
+                                row + ix, stride: p.strideW, into: dst + lead, count: valid.count, available: p.inW - ix
+                            )
                         }
                         let tail = n - lead - valid.count
                         if tail > 0 { (dst + lead + valid.count).update(repeating: 0, count: tail) }

@@ -47,20 +47,7 @@ public final class SpatialMask {
         if other.isEmpty || isFull { return }
         if other.isFull { return fill() }
         bits.withUnsafeMutableBufferPointer { b in
-            other.bits.withUnsafeBufferPointer { o in
-                var i = 0
-                while i + 8 <= b.count {
-                    let v =
-                        UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: UInt64.self)
-                        | UnsafeRawPointer(o.baseAddress! + i).loadUnaligned(as: UInt64.self)
-                    UnsafeMutableRawPointer(b.baseAddress! + i).storeBytes(of: v, as: UInt64.self)
-                    i += 8
-                }
-                while i < b.count {
-                    b[i] |= o[i]
-                    i += 1
-                }
-            }
+            other.bits.withUnsafeBufferPointer { o in orRow(b.baseAddress!, o.baseAddress!, b.count) }
         }
         count = Self.setCount(bits)
     }
@@ -226,5 +213,39 @@ extension SpatialMask {
                 }
             }
         }
+    }
+}
+
+// Byte rows OR-ed / AND-ed a 64-bit word at a time: `SIMD32<UInt8>` operators compile here to a per-lane loop
+// through the stack (measured: 90 % of `footprint`'s time).
+@inline(__always)
+func orRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        let v =
+            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
+            | UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
+        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
+        i += 8
+    }
+    while i < n {
+        d[i] |= s[i]
+        i += 1
+    }
+}
+
+@inline(__always)
+func andRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        let v =
+            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
+            & UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
+        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
+        i += 8
+    }
+    while i < n {
+        d[i] &= s[i]
+        i += 1
     }
 }

@@ -169,37 +169,3 @@ struct WindowMap {
         }
     }
 }
-
-// Byte rows OR-ed / AND-ed a 64-bit word at a time: `SIMD32<UInt8>` operators compile here to a per-lane loop
-// through the stack (measured: 90 % of `footprint`'s time).
-@inline(__always)
-private func orRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
-    var i = 0
-    while i + 8 <= n {
-        let v =
-            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
-            | UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
-        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
-        i += 8
-    }
-    while i < n {
-        d[i] |= s[i]
-        i += 1
-    }
-}
-
-@inline(__always)
-private func andRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
-    var i = 0
-    while i + 8 <= n {
-        let v =
-            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
-            & UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
-        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
-        i += 8
-    }
-    while i < n {
-        d[i] &= s[i]
-        i += 1
-    }
-}
