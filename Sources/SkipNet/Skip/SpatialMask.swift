@@ -219,33 +219,26 @@ extension SpatialMask {
 // Byte rows OR-ed / AND-ed a 64-bit word at a time: `SIMD32<UInt8>` operators compile here to a per-lane loop
 // through the stack (measured: 90 % of `footprint`'s time).
 @inline(__always)
-func orRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
-    var i = 0
-    while i + 8 <= n {
-        let v =
-            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
-            | UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
-        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
-        i += 8
-    }
-    while i < n {
-        d[i] |= s[i]
-        i += 1
-    }
-}
+func orRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) { combineRows(d, s, n, |) }
 
 @inline(__always)
-func andRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) {
+func andRow(_ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int) { combineRows(d, s, n, &) }
+
+/// `d[i] = op(d[i], s[i])` for i < n, eight bytes at a time (`op` must act bytewise, as `|` and `&` do).
+@inline(__always)
+private func combineRows(
+    _ d: UnsafeMutablePointer<UInt8>, _ s: UnsafePointer<UInt8>, _ n: Int, _ op: (UInt64, UInt64) -> UInt64
+) {
     var i = 0
     while i + 8 <= n {
-        let v =
-            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self)
-            & UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self)
+        let v = op(
+            UnsafeRawPointer(d + i).loadUnaligned(as: UInt64.self),
+            UnsafeRawPointer(s + i).loadUnaligned(as: UInt64.self))
         UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: UInt64.self)
         i += 8
     }
     while i < n {
-        d[i] &= s[i]
+        d[i] = UInt8(truncatingIfNeeded: op(UInt64(d[i]), UInt64(s[i])))
         i += 1
     }
 }
