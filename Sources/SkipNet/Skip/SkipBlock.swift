@@ -98,18 +98,24 @@ final class SkipBlock {
             active: active.count, dense: false)
     }
 
-    /// An output rectangle and the input window it reads (clipped to the image).
+    /// An output rectangle and the input window it reads (clipped to the image). `computed`: the output columns
+    /// the fused kernel produces, `columns` plus, at stride 1, the window's halo columns (see `rectangles`).
     struct Rectangle {
         var rows: Range<Int>
         var columns: Range<Int>
         var windowRows: Range<Int>
         var windowColumns: Range<Int>
+        var computed: Range<Int>
     }
 
     /// Sets `rects` to rectangles covering `active`: per band of `bandRows` output rows, the merged column runs.
     private func rectangles(covering active: SpatialMask) {
         let d = stages.depthwise.params
         let s = d.strideH
+        // A "same" stride-1 conv computed over its whole window (halo columns included, discarded afterwards) has
+        // inW = outW and one column of padding: the depthwise kernel's flat path, not its row ring, which costs
+        // more than the two extra columns.
+        let sameSize = s == 1 && d.padLeft == 1 && d.inW == d.outW
         rects.removeAll(keepingCapacity: true)
         active.runs(into: &runs)
         var first = 0
@@ -121,11 +127,12 @@ final class SkipBlock {
             for columns in Self.columnRuns(runs[first..<last], width: d.outW) {
                 let top = Swift.max(0, rows.lowerBound * s - d.padTop)
                 let left = Swift.max(0, columns.lowerBound * s - d.padLeft)
+                let window = left..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)
                 rects.append(
                     Rectangle(
                         rows: rows, columns: columns,
                         windowRows: top..<Swift.min(d.inH, (rows.upperBound - 1) * s - d.padTop + 3),
-                        windowColumns: left..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)))
+                        windowColumns: window, computed: sameSize ? window : columns))
             }
             first = last
         }
@@ -137,7 +144,7 @@ final class SkipBlock {
         var (input, output) = (0, 0)
         for r in rects {
             input += r.windowRows.count * r.windowColumns.count
-            output += r.rows.count * r.columns.count
+            output += r.rows.count * r.computed.count
         }
         let expandMACs = stages.expand.map { $0.params.macs / max(1, d.inH * d.inW) } ?? 0
         let dense = members.reduce(0) { $0 + $1.layer.p.macs }
@@ -167,7 +174,7 @@ final class SkipBlock {
     /// Recomputes output `rect.rows × rect.columns` from a copy of its input window.
     private func rectangle(_ rect: Rectangle) {
         let d = stages.depthwise.params
-        let (rows, columns, iy, ix) = (rect.rows, rect.columns, rect.windowRows, rect.windowColumns)
+        let (rows, columns, iy, ix) = (rect.rows, rect.computed, rect.windowRows, rect.windowColumns)
         let cin = stages.expand?.params.inC ?? d.inC
         let cout = stages.project?.params.outC ?? d.outC
         let (inPlane, windowPlane) = (d.inH * d.inW, iy.count * ix.count)
@@ -181,10 +188,11 @@ final class SkipBlock {
         let (outPlane, resultPlane) = (d.outH * d.outW, rows.count * columns.count)
         let y = result.reserve(cout * resultPlane)
         runFused(d, input: x, output: y, rows: rows, columns: columns, window: (iy, ix))
+        let (kept, skipped) = (rect.columns, rect.columns.lowerBound - columns.lowerBound)
         for c in 0..<cout {
             for (r, row) in rows.enumerated() {
-                (output + c * outPlane + row * d.outW + columns.lowerBound).update(
-                    from: y + c * resultPlane + r * columns.count, count: columns.count)
+                (output + c * outPlane + row * d.outW + kept.lowerBound).update(
+                    from: y + c * resultPlane + r * columns.count + skipped, count: kept.count)
             }
         }
     }
