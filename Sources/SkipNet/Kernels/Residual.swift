@@ -52,4 +52,31 @@ extension Kernels {
             }
         }
     }
+
+    /// `mask[i] = 1` where `max_c |x − ref| > threshold` over `channels` planes `plane` apart, else 0: the
+    /// input-select gate in one pass, with no statistic stored (it is only compared, then dropped).
+    @inline(never)
+    static func markExceeding(
+        x: UnsafePointer<Float>, ref: UnsafePointer<Float>, channels: Int, plane: Int, count n: Int, threshold: Float,
+        into mask: UnsafeMutablePointer<UInt8>
+    ) {
+        var i = 0
+        let limit = F16(repeating: threshold)
+        while i + 16 <= n {
+            var m = F16(repeating: 0)
+            for c in 0..<channels {
+                let d = load16(x + c * plane + i) - load16(ref + c * plane + i)
+                m = vmax(m, vmax(d, -d))
+            }
+            let over = F16(repeating: 1).replacing(with: 0, where: m .<= limit)
+            for l in 0..<16 { mask[i + l] = UInt8(over[l]) }
+            i += 16
+        }
+        while i < n {
+            var m: Float = 0
+            for c in 0..<channels { m = Swift.max(m, abs(x[c * plane + i] - ref[c * plane + i])) }
+            mask[i] = m > threshold ? 1 : 0
+            i += 1
+        }
+    }
 }

@@ -16,7 +16,8 @@ final class SkipConvLayer: SkipLayer {
     private let y: UnsafeMutablePointer<Float>
     private let reference: LayerReference
     private var xRef: UnsafeMutablePointer<Float> { reference.values }
-    /// Per input position, the gate's channel statistic of `x − x_ref` (kept where the input did not change).
+    /// Per input position, the gate's channel statistic of `x − x_ref` (kept where the input did not change; the
+    /// input-select gate only compares it with θ as it goes, `Kernels.markExceeding`, and keeps none).
     private var stat: UnsafeMutablePointer<Float> { reference.statistic }
     private let gate: GateKind
     /// Absolute threshold; a relative one becomes absolute on the first keyframe.
@@ -120,7 +121,7 @@ final class SkipConvLayer: SkipLayer {
         var gateOps = 0
         if gate != .gumbel {
             dirty.runs(into: &scratch.runs)
-            updateStatistic(scratch.runs)
+            if gate != .inputSelect { updateStatistic(scratch.runs) }
             gateOps = dirty.count * p.inC
         }
         if gate == .inputSelect {
@@ -129,8 +130,10 @@ final class SkipConvLayer: SkipLayer {
             hot.clear()
             hot.withBits { h in
                 for run in scratch.runs {
-                    let at = run.y * p.inW
-                    for ix in run.x0..<run.x1 where stat[at + ix] > threshold { h[at + ix] = 1 }
+                    let at = run.y * p.inW + run.x0
+                    Kernels.markExceeding(
+                        x: x + at, ref: xRef + at, channels: p.inC, plane: p.inH * p.inW, count: run.length,
+                        threshold: threshold, into: h.baseAddress! + at)
                 }
             }
             map.footprint(of: hot, into: active)
@@ -155,7 +158,7 @@ final class SkipConvLayer: SkipLayer {
         for run in scratch.runs {
             let at = run.y * p.inW + run.x0
             for c in 0..<p.inC { (xRef + c * plane + at).update(from: x + c * plane + at, count: run.length) }
-            (stat + at).update(repeating: 0, count: run.length)
+            if gate != .inputSelect { (stat + at).update(repeating: 0, count: run.length) }
         }
         recompute(active, from: xRef, changed: changed, scratch: scratch, gateOps: gateOps)
         return gated
@@ -321,6 +324,8 @@ final class SkipConvLayer: SkipLayer {
     // MARK: - Recompute
 
     /// GEMM convs: active positions in chunks; per chunk and group, im2col rows of `x_ref` → SGEMM → scatter.
+    /// (Runs of 16 or more straight into the output planes, GEMM with ldc = plane and no scatter, measured no
+    /// faster on the first conv: k = 27 GEMMs of 16–48 columns lose what the scatter costs.)
     private func recompute(_ scratch: SkipScratch, from source: UnsafePointer<Float>) {
         let cinG = p.inC / p.groups
         let coutG = p.outC / p.groups
