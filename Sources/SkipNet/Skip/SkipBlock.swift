@@ -108,7 +108,9 @@ final class SkipBlock {
         var computed: Range<Int>
     }
 
-    /// Sets `rects` to rectangles covering `active`: per band of `bandRows` output rows, the merged column runs.
+    /// Sets `rects` to rectangles covering `active`: per band of `bandRows` output rows, the merged column runs,
+    /// each trimmed to the rows its runs reach (a changed tile's halo row reaching into the next band costs one row
+    /// there, not a band).
     private func rectangles(covering active: SpatialMask) {
         let d = stages.depthwise.params
         let s = d.strideH
@@ -123,8 +125,7 @@ final class SkipBlock {
             let band = runs[first].y / bandRows
             var last = first
             while last < runs.count && runs[last].y / bandRows == band { last += 1 }
-            let rows = band * bandRows..<Swift.min(d.outH, (band + 1) * bandRows)
-            for columns in Self.columnRuns(runs[first..<last], width: d.outW) {
+            for (columns, rows) in Self.columnRuns(runs[first..<last], width: d.outW) {
                 let top = Swift.max(0, rows.lowerBound * s - d.padTop)
                 let left = Swift.max(0, columns.lowerBound * s - d.padLeft)
                 let window = left..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)
@@ -153,21 +154,24 @@ final class SkipBlock {
     }
 
     /// The union of a band's column runs, merged across gaps of up to 4 columns and widened to at least 8 (the
-    /// AVX2 depthwise rows' vector width), within `0 ..< width`.
-    static func columnRuns(_ runs: ArraySlice<MaskRun>, width: Int) -> [Range<Int>] {
-        let sorted = runs.map { $0.x0..<$0.x1 }.sorted { $0.lowerBound < $1.lowerBound }
-        var merged: [Range<Int>] = []
+    /// AVX2 depthwise rows' vector width), within `0 ..< width`; with each, the rows its runs lie on.
+    static func columnRuns(_ runs: ArraySlice<MaskRun>, width: Int) -> [(columns: Range<Int>, rows: Range<Int>)] {
+        let sorted = runs.sorted { $0.x0 < $1.x0 }
+        var merged: [(columns: Range<Int>, rows: Range<Int>)] = []
         for r in sorted {
-            if let last = merged.last, r.lowerBound <= last.upperBound + 4 {
-                merged[merged.count - 1] = last.lowerBound..<Swift.max(last.upperBound, r.upperBound)
+            if let last = merged.last, r.x0 <= last.columns.upperBound + 4 {
+                merged[merged.count - 1] = (
+                    last.columns.lowerBound..<Swift.max(last.columns.upperBound, r.x1),
+                    Swift.min(last.rows.lowerBound, r.y)..<Swift.max(last.rows.upperBound, r.y + 1)
+                )
             } else {
-                merged.append(r)
+                merged.append((r.x0..<r.x1, r.y..<r.y + 1))
             }
         }
-        return merged.map { r in
-            guard r.count < 8 && width >= 8 else { return r }
-            let lo = Swift.min(r.lowerBound, width - 8)
-            return lo..<lo + 8
+        return merged.map { m in
+            guard m.columns.count < 8 && width >= 8 else { return m }
+            let lo = Swift.min(m.columns.lowerBound, width - 8)
+            return (lo..<lo + 8, m.rows)
         }
     }
 
