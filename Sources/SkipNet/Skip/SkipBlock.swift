@@ -244,7 +244,7 @@ final class SkipBlock {
             m.layer.recordBlock(
                 seconds: seconds * Double(m.layer.p.macs) / total,
                 computed: isExpand ? inputPositions : outputPositions, selected: isExpand ? dirty : active,
-                dense: dense)
+                dense: dense, breakEven: timer.breakEven)
         }
     }
 }

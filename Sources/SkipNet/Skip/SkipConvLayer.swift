@@ -207,10 +207,12 @@ final class SkipConvLayer: SkipLayer {
     func addTime(_ duration: Duration) { stats.seconds += duration.seconds }
 
     /// The layer ran inside its block (`SkipBlock`): `computed` positions recomputed in `seconds`, of which
-    /// `selected` changed.
-    func recordBlock(seconds: Double, computed: Int, selected: Int, dense: Bool) {
+    /// `selected` changed; `breakEven`: the block's measured density of changed input positions above which it
+    /// runs the whole image (nil until measured).
+    func recordBlock(seconds: Double, computed: Int, selected: Int, dense: Bool, breakEven: Double?) {
         let perPosition = p.macs / (p.outH * p.outW)
         stats.seconds += seconds
+        stats.breakEven = breakEven ?? 0
         account(
             active: computed, executed: computed * perPosition, gate: 0, dense: dense, selected: selected * perPosition)
     }

@@ -68,7 +68,8 @@ public struct SkipLayerStats: Sendable {
     public var denseFrames = 0
     /// Wall time spent in this layer (gate, commit, recompute), seconds.
     public var seconds = 0.0
-    /// Measured break-even density (propagating layers; 0 until both paths were timed).
+    /// Measured break-even density (0 until both paths were timed). A fused block's members carry the block's, a
+    /// density of changed input positions (the block times its rectangles per changed input position).
     public var breakEven = 0.0
     /// The absolute threshold in use (a relative one once the first keyframe has measured the layer).
     public var threshold: Float = 0
