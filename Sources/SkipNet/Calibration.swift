@@ -1,6 +1,6 @@
 /// Tunes skip-convolution thresholds to an error budget on a calibration clip (ALGORITHMS.md §4: front-to-back
-/// greedy, DeltaCNN-style factor steps). Loss = the worst missed-change ratio over the model outputs against the
-/// dense run (1.0 = what reusing the previous output scores). Starting from exact execution (every ε = 0), the input
+/// greedy, DeltaCNN-style factor steps). Loss = the worst missed-change ratio over the model outputs (or those
+/// `Options.outputs` names) against the dense run (1.0 = what reusing the previous output scores). Starting from exact execution (every ε = 0), the input
 /// threshold and then each selected layer's threshold is multiplied by `factor` while the loss stays within the
 /// budget; the first miss steps back to the last value that met it (0 if none did: the layer stays exact), and the
 /// next layer starts from there. The choice goes by the loss alone: MAC counts vary from run to run (exact layers
@@ -10,7 +10,7 @@
 /// before), against dense outputs computed once and kept in memory (all outputs of every frame).
 public enum Calibration {
     public struct Options: Sendable {
-        /// Largest loss accepted: worst missed-change ratio over the outputs.
+        /// Largest loss accepted: worst missed-change ratio over the outputs (`outputs`).
         public var budget: Double
         /// Layers tuned after the input threshold: the `layers` gated convs with the most dense MACs (the ones whose
         /// savings matter); 0: every gated conv.
@@ -26,6 +26,11 @@ public enum Calibration {
         public var maxSteps = 12
         /// BLAS threads of the executors.
         public var threads = 1
+        /// Indices of the outputs whose worst missed-change ratio is the loss (nil: every output). A detector's
+        /// regression outputs follow sensor noise away from objects; its score map is what detections read.
+        public var outputs: [Int]?
+        /// Tune only the input threshold: every other layer stays exact (so exact blocks keep running fused).
+        public var inputOnly = false
 
         public init(budget: Double) { self.budget = budget }
     }
@@ -98,6 +103,11 @@ public enum Calibration {
         guard base.gate != .gumbel else {
             throw ModelError("the gumbel gate has no threshold to calibrate; use a norm or input-select gate")
         }
+        let lossOutputs = options.outputs ?? Array(graph.outputs.indices)
+        if let bad = lossOutputs.first(where: { !graph.outputs.indices.contains($0) }) {
+            throw ModelError("the model has no output \(bad); it has \(graph.outputs.count)")
+        }
+        guard !lossOutputs.isEmpty else { throw ModelError("the loss needs at least one output") }
         let dense = try DenseExecutor(graph: graph, threads: options.threads)
         let count = dense.inputShape.reduce(1, *)
         if let bad = frames.firstIndex(where: { $0.count != count }) {
@@ -132,7 +142,7 @@ public enum Calibration {
                     $0.denseFrames == fixedKeyframes && $0.activePositions == $0.denseFrames * $0.positions
                 }
             let trial = Trial(
-                value: value, settings: settings, loss: fidelity.map(\.missedChangeRatio).max() ?? 0,
+                value: value, settings: settings, loss: lossOutputs.map { fidelity[$0].missedChangeRatio }.max() ?? 0,
                 macRatio: executor.macRatio, saturated: saturated)
             evaluations += 1
             progress(
@@ -179,7 +189,9 @@ public enum Calibration {
             guard let node = nodes[s.name], !readsInput(node), !isDepthwise(node) else { return false }
             return s.threshold > 0 && s.threshold.isFinite
         }
-        if options.layers > 0 {
+        if options.inputOnly {
+            candidates = []
+        } else if options.layers > 0 {
             candidates = Array(candidates.sorted { $0.element.denseMACs > $1.element.denseMACs }.prefix(options.layers))
             candidates.sort { $0.offset < $1.offset }
         }

@@ -9,13 +9,14 @@ struct CalibrateCommand: AsyncParsableCommand {
         commandName: "calibrate",
         abstract: "Tune skip thresholds to an error budget on a clip and write the settings file.",
         discussion: """
-            Loss: the worst missed-change ratio over the model outputs against the dense run (1.0 = what reusing \
-            the previous output scores). From exact execution, the input threshold (from 1 grey level) and \
-            then the thresholds of the --layers gated convs with the most dense MACs (from 0.01 × their RMS), front \
-            to back, are doubled while the loss stays within --budget; each keeps the last value that met it (0, \
-            exact, if none did). Every evaluation replays all calibration frames; progress goes to stderr, one line \
-            per evaluation. The file (default: beside the model, .onnx replaced by .skip.json) holds absolute \
-            per-layer thresholds; other layers stay exact.
+            Loss: the worst missed-change ratio over the model outputs (or the --outputs named) against the dense \
+            run (1.0 = what reusing the previous output scores). From exact execution, the input threshold (from 1 \
+            grey level) and then, unless --input-only, the thresholds of the --layers gated convs with the most \
+            dense MACs (from 0.01 × their RMS), front to back, are multiplied by --factor while the loss stays \
+            within --budget; each keeps the last value that met it (0, exact, if none did). Every evaluation \
+            replays all calibration frames; progress goes to stderr, one line per evaluation. The file (default: \
+            beside the model, .onnx replaced by .skip.json) holds absolute per-layer thresholds; other layers stay \
+            exact.
             """)
 
     @Option(help: "ONNX model.") var model: String
@@ -26,6 +27,11 @@ struct CalibrateCommand: AsyncParsableCommand {
     @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Gate: input-norm, output-norm, input-select.") var gate = "input-select"
     @Option(help: "Gated convs to tune, those with the most dense MACs (0: all).") var layers = 8
+    @Flag(help: "Tune only the input threshold; every other layer stays exact (exact blocks keep running fused).")
+    var inputOnly = false
+    @Option(help: "Comma-separated model output names the loss reads (default: all outputs).") var outputs: String?
+    @Option(help: "Each step multiplies a threshold by this (> 1; smaller: finer choice, more evaluations).")
+    var factor: Float = 2
     @Option(help: "Tile side in input pixels.") var block = 16
     @Option(help: "Dense keyframe every N frames (0: never).") var refresh = 300
     @Option(help: "Base settings file: its gate, block, refresh etc. are kept (overrides --gate, --block, --refresh).")
@@ -37,6 +43,7 @@ struct CalibrateCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard budget > 0, budget.isFinite else { throw ValidationError("--budget must be a positive number") }
+        guard factor > 1, factor.isFinite else { throw ValidationError("--factor must be a number above 1") }
         guard scale >= 1, frames >= 2, threads > 0, block > 0, refresh >= 0, layers >= 0 else {
             throw ValidationError("scale, threads and block must be positive, frames ≥ 2, refresh and layers ≥ 0")
         }
@@ -89,9 +96,23 @@ struct CalibrateCommand: AsyncParsableCommand {
         var options = Calibration.Options(budget: budget)
         options.layers = layers
         options.threads = threads
+        options.inputOnly = inputOnly
+        options.factor = factor
+        if let outputs {
+            let names = graph.outputs.map { graph.values[$0].name }
+            options.outputs = try outputs.split(separator: ",").map { (name) throws(ModelError) -> Int in
+                let name = name.trimmingCharacters(in: .whitespaces)
+                guard let index = names.firstIndex(of: name) else {
+                    throw ModelError(
+                        "--outputs: the model has no output '\(name)'; it has \(names.joined(separator: ", "))")
+                }
+                return index
+            }
+        }
         // Start at one grey level whatever the input scaling.
         if inputScale != 0 { options.inputStart = abs(inputScale) }
-        let bound = layers > 0 ? ", at most \(1 + (layers + 1) * options.maxSteps) evaluations" : ""
+        let tuned = inputOnly ? 0 : layers
+        let bound = inputOnly || layers > 0 ? ", at most \(1 + (tuned + 1) * options.maxSteps) evaluations" : ""
         printError(
             "calibrating \(model) (input \(input.shape.shapeText)) on \(images.count) frames, gate "
                 + "\(base.gate.rawValue), budget \(budget)\(bound)")

@@ -112,6 +112,39 @@ import Testing
         #expect(skip.macRatio < 1)
     }
 
+    /// `outputs` limits the loss to the outputs named, `inputOnly` tunes the input threshold alone: the chosen
+    /// setting meets the budget on the box output, re-run independently, and the loss is that output's alone (the
+    /// score output, which it no longer reads, misses more of its change); no layer threshold is set.
+    @Test func lossReadsOnlyTheOutputsNamed() throws {
+        let graph = try Self.graph()
+        let frames = Self.clip(40)
+        var options = Calibration.Options(budget: Self.budget)
+        options.outputs = [0]
+        options.inputOnly = true
+        let result = try Calibration.calibrate(graph: graph, frames: frames, base: Self.base, options: options)
+        #expect(result.layers.isEmpty && result.settings.thresholds.isEmpty && result.settings.threshold == 0)
+        #expect(result.settings.inputThreshold > 0)
+        let dense = try DenseExecutor(graph: graph)
+        let skip = try SkipExecutor(graph: graph, settings: result.settings)
+        var fidelity = Array(repeating: OutputFidelity(), count: graph.outputs.count)
+        for frame in frames {
+            try frame.withUnsafeBufferPointer { (b) throws(ModelError) in
+                try dense.run(b)
+                try skip.run(b)
+            }
+            for k in graph.outputs.indices { fidelity[k].add(skip.output(k), dense: dense.output(k)) }
+        }
+        let (box, score) = (fidelity[0].missedChangeRatio, fidelity[1].missedChangeRatio)
+        #expect(box <= Self.budget)
+        #expect(abs(box - result.loss) <= 1e-9 + 1e-5 * box, "calibration reported \(result.loss), re-run \(box)")
+        #expect(score > box, "not discriminating: the score output misses no more than the box")
+        #expect(throws: ModelError.self) {
+            var bad = options
+            bad.outputs = [2]
+            _ = try Calibration.calibrate(graph: graph, frames: frames, base: Self.base, options: bad)
+        }
+    }
+
     @Test func badInputsGiveModelErrors() throws {
         let graph = try Self.graph()
         let frames = Self.clip(3)
