@@ -65,6 +65,24 @@ import Testing
         return s
     }
 
+    /// Each output's missed-change ratio, and the MAC ratio, when `settings` run the clip, independently of the
+    /// calibration's own runs.
+    static func replay(
+        _ graph: Graph, _ frames: [[Float]], _ settings: SkipSettings
+    ) throws -> (missed: [Double], macRatio: Double) {
+        let dense = try DenseExecutor(graph: graph)
+        let skip = try SkipExecutor(graph: graph, settings: settings)
+        var fidelity = Array(repeating: OutputFidelity(), count: graph.outputs.count)
+        for frame in frames {
+            try frame.withUnsafeBufferPointer { (b) throws(ModelError) in
+                try dense.run(b)
+                try skip.run(b)
+            }
+            for k in graph.outputs.indices { fidelity[k].add(skip.output(k), dense: dense.output(k)) }
+        }
+        return (fidelity.map(\.missedChangeRatio), skip.macRatio)
+    }
+
     @Test func calibrationMeetsItsBudget() throws {
         let graph = try Self.graph()
         let frames = Self.clip(40)
@@ -94,22 +112,13 @@ import Testing
         try result.settings.write(path: path.path)
         let settings = try SkipSettings.load(path: path.path)
         #expect(settings == result.settings)
-        let dense = try DenseExecutor(graph: graph)
-        let skip = try SkipExecutor(graph: graph, settings: settings)
-        var fidelity = Array(repeating: OutputFidelity(), count: graph.outputs.count)
-        for frame in frames {
-            try frame.withUnsafeBufferPointer { (b) throws(ModelError) in
-                try dense.run(b)
-                try skip.run(b)
-            }
-            for k in graph.outputs.indices { fidelity[k].add(skip.output(k), dense: dense.output(k)) }
-        }
-        let loss = fidelity.map(\.missedChangeRatio).max() ?? .infinity
+        let replay = try Self.replay(graph, frames, settings)
+        let loss = replay.missed.max() ?? .infinity
         #expect(loss <= Self.budget)
         // Exact layers pick dense or sparse recompute by their own timings: same values up to summation order, but
         // MAC counts that vary from run to run, so only the loss is compared closely.
         #expect(abs(loss - result.loss) <= 1e-9 + 1e-5 * loss, "calibration reported \(result.loss), re-run \(loss)")
-        #expect(skip.macRatio < 1)
+        #expect(replay.macRatio < 1)
     }
 
     /// `outputs` limits the loss to the outputs named, `inputOnly` tunes the input threshold alone: the chosen
@@ -124,17 +133,8 @@ import Testing
         let result = try Calibration.calibrate(graph: graph, frames: frames, base: Self.base, options: options)
         #expect(result.layers.isEmpty && result.settings.thresholds.isEmpty && result.settings.threshold == 0)
         #expect(result.settings.inputThreshold > 0)
-        let dense = try DenseExecutor(graph: graph)
-        let skip = try SkipExecutor(graph: graph, settings: result.settings)
-        var fidelity = Array(repeating: OutputFidelity(), count: graph.outputs.count)
-        for frame in frames {
-            try frame.withUnsafeBufferPointer { (b) throws(ModelError) in
-                try dense.run(b)
-                try skip.run(b)
-            }
-            for k in graph.outputs.indices { fidelity[k].add(skip.output(k), dense: dense.output(k)) }
-        }
-        let (box, score) = (fidelity[0].missedChangeRatio, fidelity[1].missedChangeRatio)
+        let missed = try Self.replay(graph, frames, result.settings).missed
+        let (box, score) = (missed[0], missed[1])
         #expect(box <= Self.budget)
         #expect(abs(box - result.loss) <= 1e-9 + 1e-5 * box, "calibration reported \(result.loss), re-run \(box)")
         #expect(score > box, "not discriminating: the score output misses no more than the box")
