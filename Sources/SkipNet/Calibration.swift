@@ -1,10 +1,11 @@
 /// Tunes skip-convolution thresholds to an error budget on a calibration clip (ALGORITHMS.md §4: front-to-back
 /// greedy, DeltaCNN-style factor steps). Loss = the worst missed-change ratio over the model outputs (or those
-/// `Options.outputs` names) against the dense run (1.0 = what reusing the previous output scores). Starting from exact execution (every ε = 0), the input
-/// threshold and then each selected layer's threshold is multiplied by `factor` while the loss stays within the
-/// budget; the first miss steps back to the last value that met it (0 if none did: the layer stays exact), and the
-/// next layer starts from there. The choice goes by the loss alone: MAC counts vary from run to run (exact layers
-/// pick dense or sparse recompute by their own timings) and are only reported.
+/// `Options.outputs` names) against the dense run (1.0 = what reusing the previous output scores). Starting from
+/// exact execution (every ε = 0), the input threshold and then each selected layer's threshold is multiplied by
+/// `factor` while the loss stays within the budget; the first miss steps back to the last value that met it (0 if
+/// none did: the layer stays exact), and the next layer starts from there. The choice goes by the loss alone: MAC
+/// counts vary from run to run (exact layers pick dense or sparse recompute by their own timings) and are only
+/// reported.
 ///
 /// Every evaluation replays the whole clip through a fresh ``SkipExecutor`` (the skip state depends on the frames
 /// before), against dense outputs computed once and kept in memory (all outputs of every frame).

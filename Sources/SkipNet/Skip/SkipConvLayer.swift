@@ -16,9 +16,10 @@ final class SkipConvLayer: SkipLayer {
     private let y: UnsafeMutablePointer<Float>
     private let reference: LayerReference
     private var xRef: UnsafeMutablePointer<Float> { reference.values }
-    /// Per input position, the gate's channel statistic of `x − x_ref` (kept where the input did not change; the
-    /// input-select gate only compares it with θ as it goes, `Kernels.markExceeding`, and keeps none).
+    /// Per input position, the norm gates' channel statistic of `x − x_ref` (kept where the input did not change).
+    /// Input-select compares it with θ as it goes (`Kernels.markExceeding`) and gumbel reads the residual: no plane.
     private var stat: UnsafeMutablePointer<Float> { reference.statistic }
+    private let keepsStatistic: Bool
     private let gate: GateKind
     /// Absolute threshold; a relative one becomes absolute on the first keyframe.
     private(set) var threshold: Float
@@ -61,7 +62,9 @@ final class SkipConvLayer: SkipLayer {
         x = input
         y = output
         propagates = p.isDepthwise || (threshold == 0 && gate != .gumbel)
-        reference = LayerReference(channels: p.inC, plane: p.inH * p.inW, kept: !propagates)
+        keepsStatistic = gate == .inputNorm || gate == .outputNorm
+        reference = LayerReference(
+            channels: p.inC, plane: p.inH * p.inW, kept: !propagates, statistic: keepsStatistic)
         self.gate = gate
         self.threshold = threshold
         self.relative = relative
@@ -121,7 +124,7 @@ final class SkipConvLayer: SkipLayer {
         var gateOps = 0
         if gate != .gumbel {
             dirty.runs(into: &scratch.runs)
-            if gate != .inputSelect { updateStatistic(scratch.runs) }
+            if keepsStatistic { updateStatistic(scratch.runs) }
             gateOps = dirty.count * p.inC
         }
         if gate == .inputSelect {
@@ -158,7 +161,7 @@ final class SkipConvLayer: SkipLayer {
         for run in scratch.runs {
             let at = run.y * p.inW + run.x0
             for c in 0..<p.inC { (xRef + c * plane + at).update(from: x + c * plane + at, count: run.length) }
-            if gate != .inputSelect { (stat + at).update(repeating: 0, count: run.length) }
+            if keepsStatistic { (stat + at).update(repeating: 0, count: run.length) }
         }
         recompute(active, from: xRef, changed: changed, scratch: scratch, gateOps: gateOps)
         return gated

@@ -43,7 +43,7 @@ final class SkipConvTransposeLayer: SkipLayer {
         x = input
         y = output
         propagates = threshold == 0
-        reference = LayerReference(channels: p.inC, plane: p.inH * p.inW, kept: !propagates)
+        reference = LayerReference(channels: p.inC, plane: p.inH * p.inW, kept: !propagates, statistic: true)
         // Gumbel gates are trained for convs; a transposed conv falls back to the strict output-norm bound.
         self.gate = gate == .gumbel ? .outputNorm : gate
         self.threshold = threshold

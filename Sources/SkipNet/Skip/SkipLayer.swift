@@ -113,21 +113,22 @@ protocol SkipLayer: AnyObject {
     func keyframe(changed: SpatialMask, scratch: SkipScratch)
 }
 
-/// A gated layer's reference input `x_ref` (the input its outputs are exact for) and the gate's per-position
-/// residual statistic. A propagating layer keeps no reference (it reads the current input), so it holds none.
+/// A gated layer's reference input `x_ref` (the input its outputs are exact for) and, for gates that keep one, the
+/// per-position residual statistic. A propagating layer keeps no reference (it reads the current input), so it holds
+/// neither; the input-select and gumbel gates of a conv read the residual directly and keep no statistic.
 final class LayerReference {
     let values: UnsafeMutablePointer<Float>
     let statistic: UnsafeMutablePointer<Float>
     private let count: Int
     private let plane: Int
 
-    init(channels: Int, plane: Int, kept: Bool) {
+    init(channels: Int, plane: Int, kept: Bool, statistic keepsStatistic: Bool) {
         count = kept ? channels * plane : 0
-        self.plane = plane
+        self.plane = kept && keepsStatistic ? plane : 0
         values = .allocate(capacity: max(count, 1))
         values.initialize(repeating: 0, count: max(count, 1))
-        statistic = .allocate(capacity: plane)
-        statistic.initialize(repeating: 0, count: plane)
+        statistic = .allocate(capacity: max(self.plane, 1))
+        statistic.initialize(repeating: 0, count: max(self.plane, 1))
     }
 
     deinit {
