@@ -217,17 +217,19 @@ struct SkipBench: AsyncParsableCommand {
 
     private static func layerTable(_ layers: [SkipLayerStats], denseSeconds: [String: Double], frames: Int) -> String {
         var lines = [
-            "  layer               op              positions  threshold  active%  MAC ratio  dense frames  ms/frame  "
-                + "dense ms  d*"
+            "  layer               op              positions  threshold  active%  MACs sel/exec   share  dense frames  "
+                + "ms/frame  dense ms  d*"
         ]
+        let net = Double(max(1, layers.reduce(0) { $0 + $1.denseMACs }))
         for l in layers {
             let active = Double(l.activePositions) / Double(max(1, l.positions * l.frames))
             lines.append(
                 "  " + l.name.padding(toLength: 18, withPad: " ", startingAt: 0) + "  "
                     + l.op.padding(toLength: 14, withPad: " ", startingAt: 0)
                     + String(
-                        format: "  %9d  %9.3g  %6.1f%%  %9.3f  %12d  %8.2f  %8.2f  %@", l.positions, l.threshold,
-                        active * 100, l.selectedRatio, l.denseFrames, l.seconds * 1e3 / Double(max(1, l.frames)),
+                        format: "  %9d  %9.3g  %6.1f%%    %.3f/%.3f  %5.1f%%  %12d  %8.2f  %8.2f  %@", l.positions,
+                        l.threshold, active * 100, l.selectedRatio, l.macRatio, Double(l.denseMACs) / net * 100,
+                        l.denseFrames, l.seconds * 1e3 / Double(max(1, l.frames)),
                         (denseSeconds[l.name] ?? 0) * 1e3 / Double(max(1, frames)),
                         l.breakEven > 0 ? String(format: "%.2f", l.breakEven) : "-"))
         }
