@@ -52,13 +52,16 @@ public final class SpatialMask {
         count = Self.setCount(bits)
     }
 
-    /// Set positions, 8 at a time: each byte is 0 or 1, so a word's bit count is its count of set bytes.
+    /// Set positions, 8 at a time: each byte is 0 or 1, so multiplying a word by 0x0101…01 sums its bytes into the
+    /// top byte (at most 8: no carry). `nonzeroBitCount` would be a software popcount in a baseline x86-64 build.
     private static func setCount(_ bits: [UInt8]) -> Int {
         bits.withUnsafeBufferPointer { b in
             var n = 0
             var i = 0
             while i + 8 <= b.count {
-                n += UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: UInt64.self).nonzeroBitCount
+                n += Int(
+                    (UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: UInt64.self) &* 0x0101_0101_0101_0101) >> 56
+                )
                 i += 8
             }
             while i < b.count {
