@@ -122,6 +122,24 @@ struct AVX2KernelTests {
             #expect(y[0..<outPlane].allSatisfy { $0.isNaN }, "channel 0 is outside the range")
         }
     }
+
+    @Test("markExceeding marks max_c |x − ref| > θ (ties not), on vector steps and the tail", arguments: [1, 3, 4])
+    func markExceeding(channels: Int) {
+        let (n, plane) = (45, 50)
+        // Grey-level-like values: integer residuals, so some equal θ exactly.
+        let x = randomFloats(channels * plane, seed: 7, lo: 0, hi: 12).map { $0.rounded() }
+        let ref = randomFloats(channels * plane, seed: 8, lo: 0, hi: 12).map { $0.rounded() }
+        for threshold: Float in [0, 3, 5.5, 11] {
+            var mask = [UInt8](repeating: 7, count: n + 3)
+            AVX2Kernels.markExceeding(
+                x: x, ref: ref, channels: channels, plane: plane, count: n, threshold: threshold, into: &mask)
+            for i in 0..<n {
+                let over = (0..<channels).contains { abs(x[$0 * plane + i] - ref[$0 * plane + i]) > threshold }
+                #expect(mask[i] == (over ? 1 : 0), "position \(i), θ \(threshold)")
+            }
+            #expect(mask[n...].allSatisfy { $0 == 7 }, "writes past n")
+        }
+    }
 }
 
 @Suite("Kernels.conv2d with the AVX2 kernels", .enabled(if: avx2, "this CPU lacks avx2 or fma"))
@@ -170,6 +188,7 @@ struct AVX2Conv2dTests {
             #expect(maxAbsDifference(fast, portable) <= 1e-5, "\(p), \(threads) workers")
         }
     }
+
 }
 
 @Suite("KernelSet")

@@ -1,5 +1,7 @@
 // Residual statistics the skip gates read: per position, a reduction over channels of x − x_ref.
 
+import SkipNetAVX2
+
 extension Kernels {
     public enum ResidualStatistic: Sendable {
         /// Σ_c (x − x_ref)²
@@ -54,12 +56,17 @@ extension Kernels {
     }
 
     /// `mask[i] = 1` where `max_c |x − ref| > threshold` over `channels` planes `plane` apart, else 0: the
-    /// input-select gate in one pass, with no statistic stored (it is only compared, then dropped).
+    /// input-select gate in one pass, with no statistic stored (it is only compared, then dropped). On `.avx2`
+    /// `AVX2Kernels.markExceeding` (same comparisons, 8 lanes).
     @inline(never)
     static func markExceeding(
         x: UnsafePointer<Float>, ref: UnsafePointer<Float>, channels: Int, plane: Int, count n: Int, threshold: Float,
-        into mask: UnsafeMutablePointer<UInt8>
+        into mask: UnsafeMutablePointer<UInt8>, kernels: KernelSet = .portable
     ) {
+        if kernels == .avx2 {
+            return AVX2Kernels.markExceeding(
+                x: x, ref: ref, channels: channels, plane: plane, count: n, threshold: threshold, into: mask)
+        }
         var i = 0
         let limit = F16(repeating: threshold)
         while i + 16 <= n {

@@ -136,7 +136,7 @@ final class SkipConvLayer: SkipLayer {
                     let at = run.y * p.inW + run.x0
                     Kernels.markExceeding(
                         x: x + at, ref: xRef + at, channels: p.inC, plane: p.inH * p.inW, count: run.length,
-                        threshold: threshold, into: h.baseAddress! + at)
+                        threshold: threshold, into: h.baseAddress! + at, kernels: kernels)
                 }
             }
             map.footprint(of: hot, into: active)
