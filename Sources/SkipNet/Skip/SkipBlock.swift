@@ -72,7 +72,7 @@ final class SkipBlock {
         let breakEven = depthwise.breakEven
         let dense =
             keyframe
-            || (breakEven < 1 && (dirty.isFull || timer.prefersDense(density: dirty.density, otherwise: breakEven)))
+            || (breakEven < 1 && (dirty.isFull || timer.choosesDense(density: dirty.density, otherwise: breakEven)))
         // Rectangles whose windows would cost more MACs than the whole image (halos on a change that reaches most of
         // it, small images) are replaced by the whole image as their cover: still the sparse path's choice, at the
         // dense cost, which is what is counted.

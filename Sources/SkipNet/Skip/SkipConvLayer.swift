@@ -175,7 +175,8 @@ final class SkipConvLayer: SkipLayer {
         gateOps: Int
     ) {
         let start = ContinuousClock.now
-        if breakEven < 1 && timer.prefersDense(density: active.density, otherwise: breakEven) {
+        // A full mask runs dense: the sparse path would compute the same outputs with its gather on top.
+        if breakEven < 1 && (active.isFull || timer.choosesDense(density: active.density, otherwise: breakEven)) {
             Kernels.conv2d(
                 p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
                 kernels: kernels, packed: packed)

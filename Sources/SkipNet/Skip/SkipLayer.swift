@@ -176,19 +176,31 @@ func rms(_ p: UnsafePointer<Float>, count: Int) -> Float {
 /// Learns from a propagating layer's own timings whether recomputing its changed positions beats the dense kernel
 /// (ALGORITHMS.md §3: the break-even density d* measured on the target CPU, here online, per layer). Only exact
 /// layers use it: both paths give the same values, so a timing-driven choice cannot change results.
+///
+/// An estimate is only as good as its samples: the first run of a path is cold (page faults on fresh scratch, empty
+/// caches; the dense one is usually the first keyframe's), so each path's first sample is replaced by its second
+/// rather than blended in, and every `probeInterval`-th decision runs the path not chosen, so a path is remeasured
+/// instead of being judged forever on an old or disturbed sample.
 struct PathTimer {
+    static let probeInterval = 16
     let positions: Int
     private(set) var dense: Double?
     private(set) var perPosition: Double?
+    private var samples = (dense: 0, sparse: 0)
+    private var sinceProbe = 0
 
     init(positions: Int) { self.positions = positions }
 
-    mutating func recordDense(_ seconds: Double) { dense = dense.map { 0.8 * $0 + 0.2 * seconds } ?? seconds }
+    mutating func recordDense(_ seconds: Double) {
+        samples.dense += 1
+        dense = samples.dense == 2 ? seconds : dense.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
+    }
 
     mutating func recordSparse(_ seconds: Double, positions n: Int) {
         guard n >= positions / 64, n > 0 else { return }  // tiny updates are all overhead; they would skew the rate
         let rate = seconds / Double(n)
-        perPosition = perPosition.map { 0.8 * $0 + 0.2 * rate } ?? rate
+        samples.sparse += 1
+        perPosition = samples.sparse == 2 ? rate : perPosition.map { 0.8 * $0 + 0.2 * rate } ?? rate
     }
 
     /// The density above which the dense kernel is faster; nil until both paths have been timed.
@@ -197,5 +209,13 @@ struct PathTimer {
         return dense / (perPosition * Double(positions))
     }
 
-    func prefersDense(density: Double, otherwise fallback: Double) -> Bool { density > (breakEven ?? fallback) }
+    /// Whether to run the dense kernel for a frame at `density`: the faster path by the estimates (by `fallback`
+    /// until both are measured), but the other one every `probeInterval`-th decision.
+    mutating func choosesDense(density: Double, otherwise fallback: Double) -> Bool {
+        let preferred = density > (breakEven ?? fallback)
+        sinceProbe += 1
+        guard sinceProbe >= Self.probeInterval else { return preferred }
+        sinceProbe = 0
+        return !preferred
+    }
 }
