@@ -118,6 +118,11 @@ final class SkipBlock {
         // inW = outW and one column of padding: the depthwise kernel's flat path, not its row ring, which costs
         // more than the two extra columns.
         let sameSize = s == 1 && d.padLeft == 1 && d.inW == d.outW
+        // Likewise at stride 2 (one column of left padding, inW = 2·outW): computing one output column more on the
+        // left gives the window the same geometry (its first column stands where the padding was), so the expand
+        // GEMM stores its rows split by parity for the depthwise conv (`Kernels.ParitySplit`) instead of the
+        // depthwise conv splitting every window row again. The extra output reads that column as zero: discarded.
+        let halved = s == 2 && d.padLeft == 1 && d.inW == 2 * d.outW && stages.expand != nil
         rects.removeAll(keepingCapacity: true)
         active.runs(into: &runs)
         var first = 0
@@ -128,12 +133,17 @@ final class SkipBlock {
             for (columns, rows) in Self.columnRuns(runs[first..<last], width: d.outW) {
                 let top = Swift.max(0, rows.lowerBound * s - d.padTop)
                 let left = Swift.max(0, columns.lowerBound * s - d.padLeft)
-                let window = left..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)
+                var window = left..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)
+                var computed = sameSize ? window : columns
+                if halved {
+                    computed = Swift.max(0, columns.lowerBound - 1)..<columns.upperBound
+                    window = 2 * computed.lowerBound..<2 * computed.upperBound
+                }
                 rects.append(
                     Rectangle(
                         rows: rows, columns: columns,
                         windowRows: top..<Swift.min(d.inH, (rows.upperBound - 1) * s - d.padTop + 3),
-                        windowColumns: window, computed: sameSize ? window : columns))
+                        windowColumns: window, computed: computed))
             }
             first = last
         }
