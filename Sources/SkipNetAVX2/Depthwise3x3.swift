@@ -81,7 +81,7 @@ extension AVX2Kernels {
         if padL == 1 && inW == outW && outW >= 8 {
             flatLo = Swift.min(g.outH, Swift.max(0, g.padTop))
             flatHi = Swift.max(flatLo, Swift.min(g.outH, g.inH - 2 + g.padTop))
-            if flatHi - flatLo >= 2 { flat(g, x, y, w, b, clamp, rows: flatLo..<flatHi) } else { flatHi = flatLo }
+            if flatHi > flatLo { flat(g, x, y, w, b, clamp, rows: flatLo..<flatHi) }
         }
         for oy in 0..<g.outH where oy < flatLo || oy >= flatHi {
             let iy = oy - g.padTop
