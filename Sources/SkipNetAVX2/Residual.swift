@@ -2,11 +2,12 @@
 // compares, and the 0/1 bytes narrowed from the compare mask in registers rather than stored lane by lane.
 
 extension AVX2Kernels {
-    /// `mask[i] = 1` where `max_c |x − ref| > threshold` over `channels` planes `plane` apart, else 0, for i < n.
+    /// `mask[i] = 1` where `max_c |x − ref| > threshold` over `channels` planes `plane` apart, else 0, for the
+    /// first `n` rounded down to 8 positions; returns how many it did (the caller finishes the tail).
     public static func markExceeding(
         x: UnsafePointer<Float>, ref: UnsafePointer<Float>, channels: Int, plane: Int, count n: Int, threshold: Float,
         into mask: UnsafeMutablePointer<UInt8>
-    ) {
+    ) -> Int {
         let limit = F8(repeating: threshold)
         var i = 0
         while i + 8 <= n {
@@ -21,11 +22,6 @@ extension AVX2Kernels {
             UnsafeMutableRawPointer(mask + i).storeBytes(of: over, as: SIMD8<UInt8>.self)
             i += 8
         }
-        while i < n {
-            var m: Float = 0
-            for c in 0..<channels { m = Swift.max(m, abs(x[c * plane + i] - ref[c * plane + i])) }
-            mask[i] = m > threshold ? 1 : 0
-            i += 1
-        }
+        return i
     }
 }

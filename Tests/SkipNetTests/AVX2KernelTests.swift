@@ -131,8 +131,9 @@ struct AVX2KernelTests {
         let ref = randomFloats(channels * plane, seed: 8, lo: 0, hi: 12).map { $0.rounded() }
         for threshold: Float in [0, 3, 5.5, 11] {
             var mask = [UInt8](repeating: 7, count: n + 3)
-            AVX2Kernels.markExceeding(
-                x: x, ref: ref, channels: channels, plane: plane, count: n, threshold: threshold, into: &mask)
+            Kernels.markExceeding(
+                x: x, ref: ref, channels: channels, plane: plane, count: n, threshold: threshold, into: &mask,
+                kernels: .avx2)
             for i in 0..<n {
                 let over = (0..<channels).contains { abs(x[$0 * plane + i] - ref[$0 * plane + i]) > threshold }
                 #expect(mask[i] == (over ? 1 : 0), "position \(i), θ \(threshold)")

@@ -57,18 +57,18 @@ extension Kernels {
 
     /// `mask[i] = 1` where `max_c |x − ref| > threshold` over `channels` planes `plane` apart, else 0: the
     /// input-select gate in one pass, with no statistic stored (it is only compared, then dropped). On `.avx2`
-    /// `AVX2Kernels.markExceeding` (same comparisons, 8 lanes).
+    /// `AVX2Kernels.markExceeding` does all but the last n mod 8 positions (same comparisons, 8 lanes).
     @inline(never)
     static func markExceeding(
         x: UnsafePointer<Float>, ref: UnsafePointer<Float>, channels: Int, plane: Int, count n: Int, threshold: Float,
         into mask: UnsafeMutablePointer<UInt8>, kernels: KernelSet = .portable
     ) {
-        if kernels == .avx2 {
-            return AVX2Kernels.markExceeding(
-                x: x, ref: ref, channels: channels, plane: plane, count: n, threshold: threshold, into: mask)
-        }
         var i = 0
         let limit = F16(repeating: threshold)
+        if kernels == .avx2 {
+            i = AVX2Kernels.markExceeding(
+                x: x, ref: ref, channels: channels, plane: plane, count: n, threshold: threshold, into: mask)
+        }
         while i + 16 <= n {
             var m = F16(repeating: 0)
             for c in 0..<channels {
