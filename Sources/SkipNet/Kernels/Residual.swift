@@ -8,8 +8,6 @@ extension Kernels {
         case sumOfSquares
         /// Σ_c |x − x_ref|
         case sumOfAbs
-        /// max_c |x − x_ref|
-        case maxAbs
     }
 
     /// Folds one channel's `x − ref` over `n` positions into `stat` (explicit SIMD: the three pointers may alias as
@@ -40,16 +38,6 @@ extension Kernels {
             }
             while i < n {
                 stat[i] += abs(x[i] - ref[i])
-                i += 1
-            }
-        case .maxAbs:
-            while i + 16 <= n {
-                let d = load16(x + i) - load16(ref + i)
-                store16(vmax(load16(stat + i), vmax(d, -d)), stat + i)
-                i += 16
-            }
-            while i < n {
-                stat[i] = Swift.max(stat[i], abs(x[i] - ref[i]))
                 i += 1
             }
         }

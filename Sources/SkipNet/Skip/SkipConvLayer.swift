@@ -237,16 +237,11 @@ final class SkipConvLayer: SkipLayer {
 
     // MARK: - Gate
 
-    /// Σ r² over channels (within a group, the largest group: depthwise takes max_c r²) for output-norm, Σ|r| for
-    /// input-norm, max|r| for input-select.
+    /// The norm gates' statistic: Σ r² over channels (within a group, the largest group: depthwise takes max_c r²)
+    /// for output-norm, Σ|r| for input-norm. (Input-select and gumbel read the residual itself.)
     private func updateStatistic(_ runs: [MaskRun]) {
         let plane = p.inH * p.inW
-        let kind: Kernels.ResidualStatistic =
-            switch gate {
-            case .outputNorm, .gumbel: .sumOfSquares
-            case .inputNorm: .sumOfAbs
-            case .inputSelect: .maxAbs
-            }
+        let kind: Kernels.ResidualStatistic = gate == .inputNorm ? .sumOfAbs : .sumOfSquares
         let perGroup = p.inC / p.groups
         for run in runs {
             let at = run.y * p.inW + run.x0
@@ -274,16 +269,15 @@ final class SkipConvLayer: SkipLayer {
         }
     }
 
+    /// Output-norm or input-norm: each output's window sum of the statistic against its limit.
     private func evaluateNorm(_ runs: [MaskRun]) {
         // Output-norm compares Σ‖r‖² over the window with (ε / max‖W_o‖)², avoiding a square root per output.
         let limit: Float
-        switch gate {
-        case .outputNorm:
+        if gate == .outputNorm {
             limit = maxFilterNorm > 0 ? (threshold / maxFilterNorm) * (threshold / maxFilterNorm) : .infinity
-        case .inputNorm: limit = threshold * Float(p.kH * p.kW)
-        default: limit = threshold
+        } else {
+            limit = threshold * Float(p.kH * p.kW)
         }
-        let useMax = gate == .inputSelect
         let (rows, columns, inW) = (map.rows, map.columns, p.inW)
         active.withBits { a in
             for run in runs {
@@ -291,10 +285,7 @@ final class SkipConvLayer: SkipLayer {
                 for ox in run.x0..<run.x1 {
                     var v: Float = 0
                     for iy in window {
-                        for ix in columns.window(ox) {
-                            let s = stat[iy * inW + ix]
-                            v = useMax ? max(v, s) : v + s
-                        }
+                        for ix in columns.window(ox) { v += stat[iy * inW + ix] }
                     }
                     if v > limit { a[run.y * p.outW + ox] = 1 }
                 }
