@@ -123,6 +123,63 @@ struct AVX2KernelTests {
         }
     }
 
+    @Test(
+        "stemRun equals the 3×3 stride-2 sum over the run's outputs (zero outside the image), and writes only them",
+        arguments: [(1, 6), (3, 32), (4, 5)])
+    func stemRun(inC: Int, outC: Int) {
+        // Odd width: the last output's right taps fall outside the image; 2·oy + 1 = inH on the last row too.
+        let (inH, inW) = (9, 41)
+        let (outH, outW) = ((inH + 1) / 2, (inW + 1) / 2)
+        let (inPlane, outPlane) = (inH * inW, outH * outW)
+        let x = randomFloats(inC * inPlane, seed: 11)
+        let w = randomFloats(outC * inC * 9, seed: 12)
+        let bias = randomFloats(outC, seed: 13)
+        var packed = [Float](repeating: .nan, count: AVX2Kernels.stemPackedCount(inC: inC, outC: outC))
+        AVX2Kernels.packStem(w, inC: inC, outC: outC, into: &packed)
+        var scratch = [Float](repeating: .nan, count: AVX2Kernels.stemScratchCount(inC: inC, n: outW))
+        // Runs narrower than a vector, between one and two vectors, overlapping last blocks, the whole row, borders.
+        let runs = [(0, 0, 1), (1, 3, 5), (2, 0, 8), (3, 9, 12), (4, 4, 17), (4, 21 - 16, 16), (0, 0, 21), (3, 17, 4)]
+        for (clamp, activation) in clamps {
+            for (oy, x0, n) in runs {
+                var y = [Float](repeating: .nan, count: outC * outPlane)
+                y.withUnsafeMutableBufferPointer { out in
+                    bias.withUnsafeBufferPointer { b in
+                        AVX2Kernels.stemRun(
+                            input: x, inC: inC, inH: inH, inW: inW, inPlane: inPlane, oy: oy, x0: x0, n: n,
+                            packed: packed, bias: b.baseAddress, outC: outC,
+                            output: out.baseAddress! + oy * outW + x0, outPlane: outPlane, clamp: clamp,
+                            scratch: &scratch)
+                    }
+                }
+                var worst = 0.0
+                for o in 0..<outC {
+                    for ox in 0..<outW {
+                        let at = o * outPlane + oy * outW + ox
+                        guard (x0..<x0 + n).contains(ox) else {
+                            #expect(y[at].isNaN, "wrote outside the run: channel \(o), column \(ox)")
+                            continue
+                        }
+                        var s = Double(bias[o])
+                        for c in 0..<inC {
+                            for ky in 0..<3 {
+                                for kx in 0..<3 {
+                                    let (iy, ix) = (2 * oy - 1 + ky, 2 * ox - 1 + kx)
+                                    guard iy >= 0 && iy < inH && ix >= 0 && ix < inW else { continue }
+                                    s +=
+                                        Double(w[((o * inC + c) * 3 + ky) * 3 + kx])
+                                        * Double(x[c * inPlane + iy * inW + ix])
+                                }
+                            }
+                        }
+                        worst = max(worst, abs(Double(y[at]) - activation(s)))
+                    }
+                }
+                #expect(worst <= 1e-5, "run (\(oy), \(x0), \(n)) \(clamp)")
+                #expect(y[0..<(oy * outW)].allSatisfy { $0.isNaN }, "rows above the run")
+            }
+        }
+    }
+
     @Test("markExceeding marks max_c |x − ref| > θ (ties not), on vector steps and the tail", arguments: [1, 3, 4])
     func markExceeding(channels: Int) {
         let (n, plane) = (45, 50)
@@ -145,9 +202,9 @@ struct AVX2KernelTests {
 
 @Suite("Kernels.conv2d with the AVX2 kernels", .enabled(if: avx2, "this CPU lacks avx2 or fma"))
 struct AVX2Conv2dTests {
-    /// Depthwise 3×3 (strides 1, 2), pointwise, and k×k convs on im2col rows (CenterFace's first conv: 3 channels,
-    /// stride 2), batch 2, 1 and 2 workers: `conv2d(kernels: .avx2)` equals the portable `conv2d` (itself checked
-    /// against onnxruntime in KernelTests).
+    /// Depthwise 3×3 (strides 1, 2), pointwise, a k×k conv on im2col rows, and CenterFace's first conv (3
+    /// channels, stride 2: `AVX2Kernels.stemRun`), batch 2, 1 and 2 workers: `conv2d(kernels: .avx2)` equals the
+    /// portable `conv2d` (itself checked against onnxruntime in KernelTests).
     @Test(arguments: [1, 2])
     func matchesPortable(threads: Int) {
         Kernels.setThreads(threads)

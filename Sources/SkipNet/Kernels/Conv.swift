@@ -107,9 +107,9 @@ extension Kernels {
     /// 2D convolution over `n` images: `output[n, outC, outH, outW] = act(conv(input[n, inC, inH, inW], weight) + bias)`.
     /// - weight: `[outC, inC/groups, kH, kW]`; bias: `[outC]` or nil.
     /// - scratch: at least `conv2dScratchCount(p)` floats (may be nil when that is 0).
-    /// - kernels: `.avx2` (the caller has checked the CPU) runs depthwise 3×3 convs with the AVX2 kernel, and the
-    ///   GEMM of one-group convs too (pointwise, or on im2col rows) when `packed` holds their weights packed by
-    ///   `AVX2Kernels.packPointwise`.
+    /// - kernels: `.avx2` (the caller has checked the CPU) runs depthwise 3×3 convs with the AVX2 kernel, a first
+    ///   conv on an image with `AVX2Kernels.stemRun` (see `stemClamp`), and the GEMM of one-group convs too
+    ///   (pointwise, or on im2col rows) when `packed` holds their weights packed by `AVX2Kernels.packPointwise`.
     /// Work is split over column blocks / row bands / channels across `setThreads` workers (each sgemm single-threaded
     /// then); bias and activation are applied per block right after its sgemm, while the block is in cache.
     public static func conv2d(
@@ -130,6 +130,11 @@ extension Kernels {
                         activation: activation, channels: lo..<hi, kernels: kernels)
                 }
             }
+            return
+        }
+        if let clamp = stemClamp(p, activation: activation, kernels: kernels) {
+            stemConv2d(
+                p, n: n, input: input, weight: weight, bias: bias, output: output, clamp: clamp, workers: workers)
             return
         }
         let cinG = p.inC / p.groups

@@ -1,4 +1,5 @@
 import Foundation
+import SkipNetAVX2
 
 /// Skip-convolution for one Conv node (ALGORITHMS.md §1–3), recompute form: the layer keeps `x_ref` and an output
 /// `y = act(W*x_ref + b)` that is exact for `x_ref`. Per frame it tests the residual `x − x_ref` where the input
@@ -46,6 +47,10 @@ final class SkipConvLayer: SkipLayer {
     /// packed for the AVX2 ones.
     let kernels: KernelSet
     let packed: UnsafePointer<Float>?
+    /// A first conv's weights packed for `AVX2Kernels.stemRun`, which its sparse recomputes run (see StemConv.swift:
+    /// no im2col copies, no scatter), and the kernel's row scratch; nil for every other conv.
+    private let stem:
+        (packed: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, clamp: AVX2Kernels.Clamp)?
 
     init(
         name: String, params: Conv2DParams, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -87,6 +92,21 @@ final class SkipConvLayer: SkipLayer {
         active = SpatialMask(width: p.outW, height: p.outH)
         commit = SpatialMask(width: p.inW, height: p.inH)
         stats = SkipLayerStats(name: name, op: "Conv", positions: p.outH * p.outW, denseMACs: p.macs)
+        if let clamp = Kernels.stemClamp(p, activation: activation, kernels: kernels) {
+            let packed = UnsafeMutablePointer<Float>.allocate(
+                capacity: AVX2Kernels.stemPackedCount(inC: p.inC, outC: p.outC))
+            AVX2Kernels.packStem(weight, inC: p.inC, outC: p.outC, into: packed)
+            let scratch = UnsafeMutablePointer<Float>.allocate(
+                capacity: AVX2Kernels.stemScratchCount(inC: p.inC, n: p.outW))
+            stem = (packed, scratch, clamp)
+        } else {
+            stem = nil
+        }
+    }
+
+    deinit {
+        stem?.packed.deallocate()
+        stem?.scratch.deallocate()
     }
 
     static func scratchNeeds(_ p: Conv2DParams) -> (columns: Int, product: Int) {
@@ -188,7 +208,15 @@ final class SkipConvLayer: SkipLayer {
             active.runs(into: &scratch.runs)
             scratch.runs.merge(gap: mergeGap)
             let computed = scratch.runs.positions
-            if p.isDepthwise {
+            if let stem {
+                for run in scratch.runs {
+                    AVX2Kernels.stemRun(
+                        input: source, inC: p.inC, inH: p.inH, inW: p.inW, inPlane: p.inH * p.inW, oy: run.y,
+                        x0: run.x0, n: run.length, packed: stem.packed, bias: bias, outC: p.outC,
+                        output: y + run.y * p.outW + run.x0, outPlane: p.outH * p.outW, clamp: stem.clamp,
+                        scratch: stem.scratch)
+                }
+            } else if p.isDepthwise {
                 recomputeDepthwise(scratch.runs, from: source)
             } else {
                 recompute(scratch, from: source)
