@@ -146,26 +146,33 @@ extension AVX2Kernels {
             let (k, fill) = ring.slot(iy)
             let e = base + k * slot
             let o = e + half
-            if fill {
-                let r = x + iy * inW
-                var j = 0
-                while j <= outW {
-                    let i = 2 * j - padL
-                    if i >= 0 && i + 16 <= inW {
-                        let v = UnsafeRawPointer(r + i).loadUnaligned(as: SIMD16<Float>.self)
-                        store8(v.evenHalf, e + j)
-                        store8(v.oddHalf, o + j)
-                        j += 8
-                    } else {
-                        e[j] = i >= 0 && i < inW ? r[i] : 0
-                        o[j] = i + 1 >= 0 && i + 1 < inW ? r[i + 1] : 0
-                        j += 1
-                    }
-                }
-            }
+            if fill { splitByParity(x + iy * inW, width: inW, from: -padL, through: outW, even: e, odd: o) }
             return (UnsafePointer(e), UnsafePointer(o))
         }
         splitRows(outH: g.outH, padTop: g.padTop, y, outW, w, b, clamp, split: split)
+    }
+
+    /// `even[j] = row[start + 2j]`, `odd[j] = row[start + 2j + 1]` for j in 0 ... n, zero outside `0 ..< width`: the
+    /// taps of a stride-2 3×3 conv as plain vector loads. Vector steps may write up to 7 floats past n.
+    @inline(__always)
+    static func splitByParity(
+        _ row: UnsafePointer<Float>, width: Int, from start: Int, through n: Int, even e: UnsafeMutablePointer<Float>,
+        odd o: UnsafeMutablePointer<Float>
+    ) {
+        var j = 0
+        while j <= n {
+            let i = start + 2 * j
+            if i >= 0 && i + 16 <= width {
+                let v = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD16<Float>.self)
+                store8(v.evenHalf, e + j)
+                store8(v.oddHalf, o + j)
+                j += 8
+            } else {
+                e[j] = i >= 0 && i < width ? row[i] : 0
+                o[j] = i + 1 >= 0 && i + 1 < width ? row[i + 1] : 0
+                j += 1
+            }
+        }
     }
 
     /// The output rows of one channel at stride 2 from input rows split by column parity: `split(iy)` gives the E

@@ -48,21 +48,8 @@ extension AVX2Kernels {
                     e.update(repeating: 0, count: pitch)
                     continue
                 }
-                let row = input + c * inPlane + iy * inW
-                var j = 0
-                while j <= n {
-                    let i = 2 * (x0 + j) - 1
-                    if i >= 0 && i + 16 <= inW {
-                        let v = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD16<Float>.self)
-                        store8(v.evenHalf, e + j)
-                        store8(v.oddHalf, o + j)
-                        j += 8
-                    } else {
-                        e[j] = i >= 0 && i < inW ? row[i] : 0
-                        o[j] = i + 1 >= 0 && i + 1 < inW ? row[i + 1] : 0
-                        j += 1
-                    }
-                }
+                splitByParity(
+                    input + c * inPlane + iy * inW, width: inW, from: 2 * x0 - 1, through: n, even: e, odd: o)
             }
         }
         let spill = scratch + inC * 3 * pitch
