@@ -8,7 +8,9 @@
 /// reported.
 ///
 /// Every evaluation replays the whole clip through a fresh ``SkipExecutor`` (the skip state depends on the frames
-/// before), against dense outputs computed once and kept in memory (all outputs of every frame).
+/// before), against dense outputs computed once and kept in memory (all outputs of every frame). A clip may be
+/// several stretches of a recording (`segments`): each starts from a keyframe, and the loss pools all of them, so
+/// a calibration need not rest on the opening frames alone.
 public enum Calibration {
     public struct Options: Sendable {
         /// Largest loss accepted: worst missed-change ratio over the outputs (`outputs`).
@@ -89,13 +91,24 @@ public enum Calibration {
     public static func calibrate(
         graph: Graph, frames: [[Float]], base: SkipSettings, options: Options, progress: (Evaluation) -> Void = { _ in }
     ) throws(ModelError) -> Result {
+        try calibrate(graph: graph, segments: [frames], base: base, options: options, progress: progress)
+    }
+
+    /// `calibrate` on stretches of a clip (`segments`, each in clip order), each replayed from a keyframe.
+    public static func calibrate(
+        graph: Graph, segments: [[[Float]]], base: SkipSettings, options: Options,
+        progress: (Evaluation) -> Void = { _ in }
+    ) throws(ModelError) -> Result {
         guard options.budget > 0, options.budget.isFinite else {
             throw ModelError("the error budget must be a positive number, got \(options.budget)")
         }
         // The missed-change ratio compares frame-to-frame change: one frame has none to miss.
-        guard frames.count >= 2 else {
-            throw ModelError("calibration needs at least 2 frames, got \(frames.count)")
+        guard !segments.isEmpty, let short = segments.min(by: { $0.count < $1.count }), short.count >= 2 else {
+            let counts = segments.map { String($0.count) }.joined(separator: ", ")
+            throw ModelError(
+                "calibration needs at least 2 frames in every stretch, got \(counts.isEmpty ? "0" : counts)")
         }
+        let frames = segments.flatMap { $0 }
         guard options.factor > 1, options.start > 0, options.inputStart > 0, options.layers >= 0,
             options.maxSteps >= 1, options.threads >= 1
         else {
@@ -123,8 +136,11 @@ public enum Calibration {
             reference.append(graph.outputs.indices.map { Array(dense.output($0)) })
         }
 
-        // Keyframes no threshold avoids: the first and the periodic refreshes (scene cuts depend on the threshold).
-        let fixedKeyframes = 1 + (base.refresh > 0 ? (frames.count - 1) / base.refresh : 0)
+        // Keyframes no threshold avoids: each stretch's first and the periodic refreshes (scene cuts depend on the
+        // threshold).
+        let fixedKeyframes = segments.reduce(0) { $0 + 1 + (base.refresh > 0 ? ($1.count - 1) / base.refresh : 0) }
+        // Where each stretch starts in `frames`.
+        let starts = Set(segments.indices.map { i in segments[..<i].reduce(0) { $0 + $1.count } })
         var evaluations = 0
         func evaluate(
             _ settings: SkipSettings, _ stage: String, _ value: Float, watching layers: Set<String> = []
@@ -132,6 +148,10 @@ public enum Calibration {
             let executor = try SkipExecutor(graph: graph, settings: settings, threads: options.threads)
             var fidelity = Array(repeating: OutputFidelity(), count: graph.outputs.count)
             for (t, frame) in frames.enumerated() {
+                if t > 0 && starts.contains(t) {
+                    executor.reset()
+                    for k in fidelity.indices { fidelity[k].restart() }
+                }
                 try frame.withUnsafeBufferPointer { (b) throws(ModelError) in try executor.run(b) }
                 for k in graph.outputs.indices {
                     reference[t][k].withUnsafeBufferPointer { fidelity[k].add(executor.output(k), dense: $0) }

@@ -20,14 +20,14 @@ public struct OutputFidelity: Sendable {
         precondition(y.count == dense.count, "sparse output has \(y.count) values, dense \(dense.count)")
         var errorSquared = 0.0
         var denseSquared = 0.0
-        if relativeL2.isEmpty {
+        if previousDense.isEmpty {
             for i in 0..<dense.count {
                 let d = Double(dense[i])
                 let e = Double(y[i]) - d
                 errorSquared += e * e
                 denseSquared += d * d
             }
-            previousDense = Array(dense)
+            previousDense.append(contentsOf: dense)
         } else {
             precondition(previousDense.count == dense.count, "output size changed between frames")
             var change = 0.0
@@ -49,6 +49,10 @@ public struct OutputFidelity: Sendable {
         }
         relativeL2.append(Self.ratio(errorSquared, denseSquared))
     }
+
+    /// The next frame starts another stretch of the clip: like the first frame, it enters neither sum of the
+    /// missed-change ratio (the frame fed before it is not the one before it in the clip).
+    public mutating func restart() { previousDense.removeAll(keepingCapacity: true) }
 
     /// Mean of `relativeL2` (0 before the first frame).
     public var meanRelativeL2: Double { Self.mean(relativeL2[...]) }

@@ -14,16 +14,19 @@ struct CalibrateCommand: AsyncParsableCommand {
             grey level) and then, unless --input-only, the thresholds of the --layers gated convs with the most \
             dense MACs (from 0.01 × their RMS), front to back, are multiplied by --factor while the loss stays \
             within --budget; each keeps the last value that met it (0, exact, if none did). Every evaluation \
-            replays all calibration frames; progress goes to stderr, one line per evaluation. The file (default: \
-            beside the model, .onnx replaced by .skip.json) holds absolute per-layer thresholds; other layers stay \
-            exact.
+            replays all calibration frames; progress goes to stderr, one line per evaluation. With --segments K \
+            the --frames come from K stretches spread evenly over the clip, each replayed from a keyframe, so the \
+            choice does not rest on the clip's opening alone. The file (default: beside the model, .onnx replaced \
+            by .skip.json) holds absolute per-layer thresholds; other layers stay exact.
             """)
 
     @Option(help: "ONNX model.") var model: String
     @Option(help: "Video file (the calibration clip).") var video: String
     @Option(help: "Error budget: largest worst-output missed-change ratio accepted (e.g. 0.1).") var budget: Double
     @Option(help: "Upscale the clip by this factor with GStreamer's videoscale.") var scale = 1
-    @Option(help: "Calibration frames from the start of the clip (all are kept in memory).") var frames = 50
+    @Option(help: "Calibration frames (all are kept in memory).") var frames = 50
+    @Option(help: "Stretches of the clip the frames come from, spread evenly over it (1: the clip's first frames).")
+    var segments = 1
     @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Gate: input-norm, output-norm, input-select.") var gate = "input-select"
     @Option(help: "Gated convs to tune, those with the most dense MACs (0: all).") var layers = 8
@@ -47,6 +50,9 @@ struct CalibrateCommand: AsyncParsableCommand {
         guard scale >= 1, frames >= 2, threads > 0, block > 0, refresh >= 0, layers >= 0 else {
             throw ValidationError("scale, threads and block must be positive, frames ≥ 2, refresh and layers ≥ 0")
         }
+        guard segments >= 1, frames / segments >= 2 else {
+            throw ValidationError("--segments must be at least 1, with at least 2 of the --frames in each")
+        }
         guard let gateKind = GateKind(rawValue: gate), gateKind != .gumbel else {
             let names = GateKind.allCases.filter { $0 != .gumbel }.map(\.rawValue)
             throw ValidationError("--gate must be one of \(names.joined(separator: ", "))")
@@ -60,7 +66,21 @@ struct CalibrateCommand: AsyncParsableCommand {
             throw Exit.invalidFile
         }
         let destination = output ?? URL(fileURLWithPath: model).deletingPathExtension().path + ".skip.json"
-        let images = try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)
+        let stretches: [[VideoImage]]
+        if segments == 1 {
+            stretches = [try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)]
+        } else {
+            let length = frames / segments
+            printError(
+                "decoding \(segments) stretches of \(length) frames spread over \(video)"
+                    + "\(scale > 1 ? " at ×\(scale)" : "")…")
+            do {
+                stretches = try await ClipFrames.stretches(video, count: segments, length: length, scale: scale)
+            } catch {
+                printError("error: \(error)")
+                throw Exit.invalidFile
+            }
+        }
         do {
             var base = SkipSettings()
             if let settings {
@@ -70,14 +90,15 @@ struct CalibrateCommand: AsyncParsableCommand {
                 base.block = block
                 base.refresh = refresh
             }
-            try calibrate(images, base: base, destination: destination)
+            try calibrate(stretches, base: base, destination: destination)
         } catch {
             printError("error: \(error)")
             throw Exit.invalidFile
         }
     }
 
-    private func calibrate(_ images: [VideoImage], base: SkipSettings, destination: String) throws(ModelError) {
+    private func calibrate(_ stretches: [[VideoImage]], base: SkipSettings, destination: String) throws(ModelError) {
+        let images = stretches.flatMap { $0 }
         // Only the graph and the frame conversion are needed: calibration builds its own executors.
         let (graph, input) = try {
             () throws(ModelError) in
@@ -87,11 +108,14 @@ struct CalibrateCommand: AsyncParsableCommand {
             return (loaded.executor.graph, loaded.input)
         }()
         guard input.layout == .nchw else { throw ModelError("calibrate runs NCHW image models") }
-        var tensors: [[Float]] = []
-        for image in images {
-            var t = [Float](repeating: 0, count: input.shape.reduce(1, *))
-            try t.withUnsafeMutableBufferPointer { b throws(ModelError) in try input.fill(image, into: b.baseAddress!) }
-            tensors.append(t)
+        let tensors = try stretches.map { (stretch) throws(ModelError) -> [[Float]] in
+            try stretch.map { (image) throws(ModelError) -> [Float] in
+                var t = [Float](repeating: 0, count: input.shape.reduce(1, *))
+                try t.withUnsafeMutableBufferPointer { b throws(ModelError) in
+                    try input.fill(image, into: b.baseAddress!)
+                }
+                return t
+            }
         }
         var options = Calibration.Options(budget: budget)
         options.layers = layers
@@ -111,14 +135,15 @@ struct CalibrateCommand: AsyncParsableCommand {
         }
         // Start at one grey level whatever the input scaling.
         if inputScale != 0 { options.inputStart = abs(inputScale) }
+        let spread = stretches.count > 1 ? " in \(stretches.count) stretches" : ""
         let tuned = inputOnly ? 0 : layers
         let bound = inputOnly || layers > 0 ? ", at most \(1 + (tuned + 1) * options.maxSteps) evaluations" : ""
         printError(
-            "calibrating \(model) (input \(input.shape.shapeText)) on \(images.count) frames, gate "
+            "calibrating \(model) (input \(input.shape.shapeText)) on \(images.count) frames\(spread), gate "
                 + "\(base.gate.rawValue), budget \(budget)\(bound)")
         let start = ContinuousClock.now
         var last = start
-        let result = try Calibration.calibrate(graph: graph, frames: tensors, base: base, options: options) { e in
+        let result = try Calibration.calibrate(graph: graph, segments: tensors, base: base, options: options) { e in
             let now = ContinuousClock.now
             printError(
                 String(format: "  eval %3d  ", e.index) + Self.pad(e.stage, 12)
@@ -133,7 +158,7 @@ struct CalibrateCommand: AsyncParsableCommand {
 
         let total = Double(max(1, ModelSummary(graph).totalMACs))
         var lines = [
-            "calibrated \(model) on \(images.count) frames of \(video)\(scale > 1 ? " ×\(scale)" : "") "
+            "calibrated \(model) on \(images.count) frames\(spread) of \(video)\(scale > 1 ? " ×\(scale)" : "") "
                 + "(input \(input.shape.shapeText)), gate \(base.gate.rawValue), budget \(budget)",
             String(
                 format: "%d evaluations in %.1f s; input threshold %g (model-input units)", result.evaluations,

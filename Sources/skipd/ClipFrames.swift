@@ -9,14 +9,37 @@ enum ClipFrames {
         guard FileManager.default.fileExists(atPath: video) else { throw ClipError("\(video) does not exist") }
         var caps = "video/x-raw,format=RGB"
         if scale != 1 {
-            guard let first = try await frames(video, caps: caps, limit: 1).first else {
+            guard let first = try await frames(video, caps: caps, limit: 1).images.first else {
                 throw ClipError("\(video) gave no frames")
             }
             caps += ",width=\(first.width * scale),height=\(first.height * scale)"
         }
-        let images = try await frames(video, caps: caps, limit: limit)
+        let images = try await frames(video, caps: caps, limit: limit).images
         guard !images.isEmpty else { throw ClipError("\(video) gave no frames") }
         return images
+    }
+
+    /// `count` stretches of `length` frames each, spread evenly over the clip (the first starts at its first frame,
+    /// the last ends at its last), decoded as `decode` does: one pass to count the clip's frames, one to keep them.
+    static func stretches(_ video: String, count: Int, length: Int, scale: Int) async throws -> [[VideoImage]] {
+        guard FileManager.default.fileExists(atPath: video) else { throw ClipError("\(video) does not exist") }
+        let total = try await frames(video, caps: "video/x-raw,format=RGB", limit: .max, keep: { _ in false }).seen
+        guard total >= count * length else {
+            throw ClipError("\(video) has \(total) frames, fewer than \(count) stretches of \(length)")
+        }
+        let starts = (0..<count).map { i in count == 1 ? 0 : i * (total - length) / (count - 1) }
+        let ranges = starts.map { $0..<$0 + length }
+        var caps = "video/x-raw,format=RGB"
+        if scale != 1 {
+            let first = try await frames(video, caps: caps, limit: 1).images
+            guard let first = first.first else { throw ClipError("\(video) gave no frames") }
+            caps += ",width=\(first.width * scale),height=\(first.height * scale)"
+        }
+        let kept = try await frames(video, caps: caps, limit: starts[count - 1] + length) { index in
+            ranges.contains { $0.contains(index) }
+        }.images
+        guard kept.count == count * length else { throw ClipError("\(video) ended early: \(kept.count) frames kept") }
+        return (0..<count).map { Array(kept[($0 * length)..<(($0 + 1) * length)]) }
     }
 
     /// ``decode(_:limit:scale:)`` for a command: a progress line first, the first `skipping` frames dropped, and a
@@ -42,12 +65,23 @@ enum ClipFrames {
         images.enumerated().map { Frame(index: $0, pts: UInt64($0) * 40_000_000, image: $1) }
     }
 
-    private static func frames(_ video: String, caps: String, limit: Int) async throws -> [VideoImage] {
+    /// The first `limit` frames of the clip, of which those `keep` selects (by index) are copied; `seen`: how many
+    /// the clip gave (at most `limit`).
+    private static func frames(
+        _ video: String, caps: String, limit: Int, keep: @escaping @Sendable (Int) -> Bool = { _ in true }
+    ) async throws -> (images: [VideoImage], seen: Int) {
         let plan = PipelinePlan.decoding(
             "filesrc location=\(PropertySyntax.quoted(video)) ! decodebin ! videoconvert ! videoscale ! \(caps)")
-        let collected = Mutex<[VideoImage]>([])
+        let collected = Mutex<(images: [VideoImage], seen: Int)>(([], 0))
         let stop = StopSignal()
         _ = try await PipelineRunner(plan: plan).run(stop: stop) { frame in
+            let index = collected.withLock {
+                $0.seen += 1
+                return $0.seen - 1
+            }
+            guard index < limit else { return }
+            if index + 1 >= limit { stop.request() }
+            guard keep(index) else { return }
             let image = frame.image
             let rowBytes = image.width * 3
             var bytes = [UInt8](repeating: 0, count: rowBytes * image.height)
@@ -57,13 +91,9 @@ enum ClipFrames {
                 }
             }
             let format = VideoFormat(pixelFormat: "RGB", width: image.width, height: image.height, stride: rowBytes)
-            let count = collected.withLock {
-                if $0.count < limit { $0.append(VideoImage(format: format, bytes: bytes)) }
-                return $0.count
-            }
-            if count >= limit { stop.request() }
+            collected.withLock { $0.images.append(VideoImage(format: format, bytes: bytes)) }
         }
-        return collected.withLock { $0 }
+        return collected.withLock { ($0.images, min($0.seen, limit)) }
     }
 }
 

@@ -145,6 +145,44 @@ import Testing
         }
     }
 
+    /// Two stretches of a clip (frames 0–19 and 40–59): each replays from a keyframe and the loss pools both. The
+    /// chosen setting meets the budget re-run stretch by stretch with fresh executors, and the loss the calibration
+    /// reports is that pooled re-run's, not the one of the 40 frames played as one clip (which would count the jump
+    /// between the stretches as change).
+    @Test func stretchesEachStartFromAKeyframe() throws {
+        let graph = try Self.graph()
+        let clip = Self.clip(60)
+        let stretches = [Array(clip[0..<20]), Array(clip[40..<60])]
+        var options = Calibration.Options(budget: Self.budget)
+        options.outputs = [0]
+        options.inputOnly = true
+        let result = try Calibration.calibrate(graph: graph, segments: stretches, base: Self.base, options: options)
+        #expect(result.settings.inputThreshold > 0)
+        let dense = try DenseExecutor(graph: graph)
+        var pooled = OutputFidelity()
+        var joined = OutputFidelity()
+        for stretch in stretches {
+            let skip = try SkipExecutor(graph: graph, settings: result.settings)
+            pooled.restart()
+            for frame in stretch {
+                try frame.withUnsafeBufferPointer { (b) throws(ModelError) in
+                    try dense.run(b)
+                    try skip.run(b)
+                }
+                pooled.add(skip.output(0), dense: dense.output(0))
+                joined.add(skip.output(0), dense: dense.output(0))
+            }
+        }
+        let loss = pooled.missedChangeRatio
+        #expect(loss <= Self.budget)
+        #expect(abs(loss - result.loss) <= 1e-9 + 1e-5 * loss, "calibration reported \(result.loss), re-run \(loss)")
+        #expect(abs(joined.missedChangeRatio - result.loss) > 1e-3, "the jump between stretches made no difference")
+        #expect(throws: ModelError.self) {
+            try Calibration.calibrate(
+                graph: graph, segments: [stretches[0], Array(clip[30..<31])], base: Self.base, options: options)
+        }
+    }
+
     @Test func badInputsGiveModelErrors() throws {
         let graph = try Self.graph()
         let frames = Self.clip(3)

@@ -76,6 +76,17 @@ private func frame(_ t: Int, count: Int = 1000) -> [Float] {
         #expect(abs(fidelity.missedChangeRatio - (5.0 / 25.0).squareRoot()) < 1e-12)
     }
 
+    @Test func restartLeavesTheJumpBetweenStretchesOut() {
+        var fidelity = OutputFidelity()
+        fidelity.add([0, 0], dense: [0, 0])
+        fidelity.add([2, 0], dense: [3, 0])  // error² 1, change² 9
+        fidelity.restart()
+        fidelity.add([9, 9], dense: [50, 50])  // a new stretch's first frame: neither sum, though far from [3, 0]
+        fidelity.add([50, 52], dense: [50, 54])  // error² 4, change² 16
+        #expect(abs(fidelity.missedChangeRatio - (5.0 / 25.0).squareRoot()) < 1e-12)
+        #expect(fidelity.relativeL2.count == 4)
+    }
+
     @Test func missedChangeRatioWithoutChange() {
         var single = OutputFidelity()
         single.add([5], dense: [1])
