@@ -75,7 +75,10 @@ struct CalibrateCommand: AsyncParsableCommand {
                 "decoding \(segments) stretches of \(length) frames spread over \(video)"
                     + "\(scale > 1 ? " at ×\(scale)" : "")…")
             do {
-                stretches = try await ClipFrames.stretches(video, count: segments, length: length, scale: scale)
+                let spread = try await ClipFrames.stretches(video, count: segments, length: length, scale: scale)
+                stretches = spread.stretches
+                let starts = spread.starts.map(String.init).joined(separator: ", ")
+                printError("stretches start at frames \(starts) of \(spread.total)")
             } catch {
                 printError("error: \(error)")
                 throw Exit.invalidFile

@@ -21,7 +21,10 @@ enum ClipFrames {
 
     /// `count` stretches of `length` frames each, spread evenly over the clip (the first starts at its first frame,
     /// the last ends at its last), decoded as `decode` does: one pass to count the clip's frames, one to keep them.
-    static func stretches(_ video: String, count: Int, length: Int, scale: Int) async throws -> [[VideoImage]] {
+    /// With them, the index each starts at and the clip's frame count.
+    static func stretches(_ video: String, count: Int, length: Int, scale: Int) async throws
+        -> (stretches: [[VideoImage]], starts: [Int], total: Int)
+    {
         guard FileManager.default.fileExists(atPath: video) else { throw ClipError("\(video) does not exist") }
         let total = try await frames(video, caps: "video/x-raw,format=RGB", limit: .max, keep: { _ in false }).seen
         guard total >= count * length else {
@@ -39,7 +42,7 @@ enum ClipFrames {
             ranges.contains { $0.contains(index) }
         }.images
         guard kept.count == count * length else { throw ClipError("\(video) ended early: \(kept.count) frames kept") }
-        return (0..<count).map { Array(kept[($0 * length)..<(($0 + 1) * length)]) }
+        return ((0..<count).map { Array(kept[($0 * length)..<(($0 + 1) * length)]) }, starts, total)
     }
 
     /// ``decode(_:limit:scale:)`` for a command: a progress line first, the first `skipping` frames dropped, and a

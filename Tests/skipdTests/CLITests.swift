@@ -173,6 +173,32 @@ import Testing
         #expect(result.stderr.contains("unknown configuration(s) [\"fast\"]"))
     }
 
+    /// `calibrate --segments S` takes its frames from S stretches spread evenly over the clip (carphone: 120 frames;
+    /// stretches of 2 start at 0, 59 and 118) and writes a settings file; too few frames per stretch, or a clip
+    /// shorter than the stretches, is one error and a non-zero exit.
+    @Test func calibrateTakesStretchesSpreadOverTheClip() throws {
+        let clip = Self.root.appendingPathComponent("assets/carphone_pristine.mp4")
+        try #require(FileManager.default.fileExists(atPath: clip.path), "run scripts/fetch-assets")
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let settings = dir.appendingPathComponent("c.skip.json").path
+        let common = [
+            "calibrate", "--model", "assets/centerface.onnx", "--video", "assets/carphone_pristine.mp4", "--scale",
+            "2", "--budget", "0.5", "--input-only", "--factor", "4", "--output", settings,
+        ]
+        let result = try skipd(common + ["--frames", "6", "--segments", "3"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("stretches start at frames 0, 59, 118 of 120"), "\(result.stderr)")
+        #expect(result.stdout.contains("on 6 frames in 3 stretches"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: settings)))
+        #expect((json as? [String: Any])?["inputThreshold"] is Double)
+
+        let thin = try skipd(common + ["--frames", "5", "--segments", "3"])
+        #expect(thin.status != 0 && thin.stderr.contains("--segments"), "\(thin.stderr)")
+        let long = try skipd(common + ["--frames", "1000", "--segments", "2"])
+        #expect(long.status != 0 && long.stderr.contains("has 120 frames, fewer than 2 stretches of 500"))
+    }
+
     /// fit-policy writes a file the policy stage loads: actions cheapest first, one weight row each.
     @Test func fitPolicyWritesAPolicyThePolicyStageLoads() throws {
         let clip = Self.root.appendingPathComponent("assets/carphone_pristine.mp4")
