@@ -50,4 +50,39 @@ import Testing
         #expect(executor.keyframes == 1)
         #expect(executor.layerStats.allSatisfy { $0.denseFrames == 1 })
     }
+
+    /// The first conv and the block reading it run depth-first (the block's rectangles as the conv's rows become
+    /// final): on real frames with the input gate at θ = 5 (partial recomputes in both), every output equals the
+    /// one of the same executor run layer after layer, and rectangles really ran ahead of the conv's end.
+    @Test func depthFirstPairChangesOnlyTheOrder() throws {
+        let modelPath = DenseExecutorTests.root.appendingPathComponent("assets/centerface.onnx").path
+        let clip = DenseExecutorTests.root.appendingPathComponent("assets/vtest.avi").path
+        try #require(FileManager.default.fileExists(atPath: modelPath) && FileManager.default.fileExists(atPath: clip))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skipnet-pair-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let frames = Array(100..<105)
+        let meta = try DenseExecutorTests.onnxruntimeReference(
+            model: modelPath, clip: clip, frames: frames, layout: "nchw", into: dir)
+        let graph = try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape)
+        var settings = SkipSettings()
+        settings.inputThreshold = 5
+        settings.block = 16
+        settings.breakEven = 1
+        settings.sceneCut = 2
+        let paired = try SkipExecutor(graph: graph, settings: settings, threads: 1, depthFirst: true)
+        let plain = try SkipExecutor(graph: graph, settings: settings, threads: 1, depthFirst: false)
+        #expect(paired.pairCount == 1 && plain.pairCount == 0)
+        for frame in meta.frames {
+            let input = try DenseExecutorTests.floats(dir.appendingPathComponent("frame\(frame).input"))
+            let a = try paired.run(Tensor(shape: meta.inputShape, data: input))
+            let b = try plain.run(Tensor(shape: meta.inputShape, data: input))
+            for k in a.indices {
+                let differing = zip(a[k].data, b[k].data).filter { $0 != $1 }.count
+                #expect(differing == 0, "frame \(frame), output \(k): \(differing) values differ")
+            }
+        }
+        #expect(paired.rectanglesAhead > 0, "no rectangle ran while the conv was still computing")
+        #expect(paired.layerStats.map(\.lastSelectedMACs) == plain.layerStats.map(\.lastSelectedMACs))
+    }
 }

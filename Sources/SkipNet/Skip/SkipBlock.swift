@@ -13,6 +13,10 @@
 ///
 /// The intermediate tensors are never written: no conv of the block reads them again, since the block always
 /// recomputes from its input, which every rectangle reads whole.
+///
+/// A frame is `begin` (plan: masks, rectangles, dense or not), `advance(to:)` and `finish` (run); `frame` does all
+/// three. A block paired with the conv that writes its input (`SkipExecutor`'s depth-first pairs) advances as that
+/// conv's rows become final, so its windows are read while those rows are in cache.
 final class SkipBlock {
     struct Member {
         let layer: SkipConvLayer
@@ -57,45 +61,95 @@ final class SkipBlock {
 
     /// Runs the block for a frame whose input changed at `dirty`; sets the members' `changed` masks.
     func frame(dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool) {
+        begin(dirty: dirty, changed: changed, keyframe: keyframe)
+        finish()
+    }
+
+    /// This frame's plan, from `begin` to `finish`: how the block runs, what it counts, the next rectangle to run
+    /// and the time spent so far.
+    private struct Plan {
+        var dense = false
+        var wholeImage = false
+        var dirty = 0
+        var active = 0
+        var macs = (input: 0, output: 0, total: 0, dense: 0)
+        var next = 0
+        var seconds = 0.0
+    }
+
+    private var plan = Plan()
+    /// Seconds the block ran in its last frame (a depth-first pair's conv subtracts them from its own time).
+    private(set) var lastSeconds = 0.0
+
+    /// Plans a frame whose input changed at `dirty` and sets the members' `changed` masks; nothing runs before
+    /// `advance` or `finish`. The input may still be being written: `advance(to:)` says which rows are final.
+    func begin(dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool) {
         let start = ContinuousClock.now
-        let d = stages.depthwise.params
+        defer { plan.seconds = (ContinuousClock.now - start).seconds }
+        plan = Plan(dirty: dirty.count)
         if stages.expand != nil { changed(members[0].output).assign(dirty) }
         let active = changed(members[depthwiseIndex].output)
         depthwise.footprint(of: dirty, into: active)
         if stages.project != nil { changed(members[members.count - 1].output).assign(active) }
-        if active.isEmpty {
-            record(seconds: 0, inputPositions: 0, outputPositions: 0, dirty: 0, active: 0, dense: false)
-            return
-        }
+        plan.active = active.count
+        rects.removeAll(keepingCapacity: true)
+        if active.isEmpty { return }
         // Above the break-even density (measured; until then the depthwise conv's setting, where 1 or more forces
         // the sparse path) the whole-image kernel is the faster way to the same values: a dense frame.
         let breakEven = depthwise.breakEven
-        let dense =
+        plan.dense =
             keyframe
             || (breakEven < 1 && (dirty.isFull || timer.choosesDense(density: dirty.density, otherwise: breakEven)))
         // Rectangles whose windows would cost more MACs than the whole image (halos on a change that reaches most of
         // it, small images) are replaced by the whole image as their cover: still the sparse path's choice, at the
         // dense cost, which is what is counted.
-        var macs = (input: 0, output: 0, total: 0, dense: 0)
-        if !dense {
+        if !plan.dense {
             rectangles(covering: active)
-            macs = rectangleMACs()
+            plan.macs = rectangleMACs()
         }
-        if dense || macs.total >= macs.dense {
+        plan.wholeImage = plan.dense || plan.macs.total >= plan.macs.dense
+        if plan.wholeImage { rects.removeAll(keepingCapacity: true) }
+    }
+
+    /// Rectangles run by `advance`, over all frames.
+    private(set) var rectanglesAhead = 0
+
+    /// Runs the planned rectangles whose input windows lie in rows `0 ..< row` of the block's input (final now).
+    func advance(to row: Int) {
+        guard plan.next < rects.count, rects[plan.next].windowRows.upperBound <= row else { return }
+        let start = ContinuousClock.now
+        while plan.next < rects.count && rects[plan.next].windowRows.upperBound <= row {
+            rectangle(rects[plan.next])
+            plan.next += 1
+            rectanglesAhead += 1
+        }
+        plan.seconds += (ContinuousClock.now - start).seconds
+    }
+
+    /// Runs what is left of the frame (the input is final) and records its time and counts.
+    func finish() {
+        let start = ContinuousClock.now
+        let d = stages.depthwise.params
+        if plan.wholeImage && plan.active > 0 {
             runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
-            let seconds = (ContinuousClock.now - start).seconds
-            if dense { timer.recordDense(seconds) } else { timer.recordSparse(seconds, positions: dirty.count) }
-            record(
-                seconds: seconds, inputPositions: d.inH * d.inW, outputPositions: d.outH * d.outW,
-                dirty: dirty.count, active: active.count, dense: dense)
+        } else {
+            while plan.next < rects.count {
+                rectangle(rects[plan.next])
+                plan.next += 1
+            }
+        }
+        let seconds = plan.seconds + (ContinuousClock.now - start).seconds
+        lastSeconds = seconds
+        if plan.active == 0 {
+            record(seconds: 0, inputPositions: 0, outputPositions: 0, dirty: 0, active: 0, dense: false)
             return
         }
-        for r in rects { rectangle(r) }
-        let seconds = (ContinuousClock.now - start).seconds
-        timer.recordSparse(seconds, positions: dirty.count)
+        if plan.dense { timer.recordDense(seconds) } else { timer.recordSparse(seconds, positions: plan.dirty) }
+        let (input, output) =
+            plan.wholeImage ? (d.inH * d.inW, d.outH * d.outW) : (plan.macs.input, plan.macs.output)
         record(
-            seconds: seconds, inputPositions: macs.input, outputPositions: macs.output, dirty: dirty.count,
-            active: active.count, dense: false)
+            seconds: seconds, inputPositions: input, outputPositions: output, dirty: plan.dirty, active: plan.active,
+            dense: plan.dense)
     }
 
     /// An output rectangle and the input window it reads (clipped to the image). `computed`: the output columns
@@ -123,7 +177,6 @@ final class SkipBlock {
         // GEMM stores its rows split by parity for the depthwise conv (`Kernels.ParitySplit`) instead of the
         // depthwise conv splitting every window row again. The extra output reads that column as zero: discarded.
         let halved = s == 2 && d.padLeft == 1 && d.inW == 2 * d.outW && stages.expand != nil
-        rects.removeAll(keepingCapacity: true)
         active.runs(into: &runs)
         var first = 0
         while first < runs.count {

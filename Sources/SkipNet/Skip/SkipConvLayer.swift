@@ -133,14 +133,30 @@ final class SkipConvLayer: SkipLayer {
         account(active: p.outH * p.outW, executed: p.macs, gate: 0, dense: true)
     }
 
+    /// A consumer of the layer's output run depth-first with it (`SkipExecutor` pairs the first conv with the block
+    /// reading it, so the block reads the conv's new rows while they are still in cache): `begin` once `changed`
+    /// is final, with the density `frame` returns; `ready(row)` as output rows `0 ..< row` become final, top to
+    /// bottom, last with `outH`. The layer's own time excludes what the calls take.
+    struct Follower {
+        var begin: (_ density: Double) -> Void
+        var ready: (_ row: Int) -> Void
+    }
+
     @discardableResult
     func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
+        frame(dirty: dirty, changed: changed, scratch: scratch, follower: nil)
+    }
+
+    @discardableResult
+    func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch, follower: Follower?) -> Double {
         if dirty.isEmpty {
             changed.clear()
             account(active: 0, executed: 0, gate: 0, dense: false)
+            follower?.begin(0)
+            follower?.ready(p.outH)
             return 0
         }
-        if propagates { return propagate(dirty: dirty, changed: changed, scratch: scratch) }
+        if propagates { return propagate(dirty: dirty, changed: changed, scratch: scratch, follower: follower) }
         var gateOps = 0
         if gate != .gumbel {
             dirty.runs(into: &scratch.runs)
@@ -183,7 +199,7 @@ final class SkipConvLayer: SkipLayer {
             for c in 0..<p.inC { (xRef + c * plane + at).update(from: x + c * plane + at, count: run.length) }
             if keepsStatistic { (stat + at).update(repeating: 0, count: run.length) }
         }
-        recompute(active, from: xRef, changed: changed, scratch: scratch, gateOps: gateOps)
+        recompute(active, from: xRef, changed: changed, scratch: scratch, gateOps: gateOps, follower: follower, gated)
         return gated
     }
 
@@ -192,8 +208,20 @@ final class SkipConvLayer: SkipLayer {
     /// for `source` (the invariant), so only the time differs.
     private func recompute(
         _ active: SpatialMask, from source: UnsafePointer<Float>, changed: SpatialMask, scratch: SkipScratch,
-        gateOps: Int
+        gateOps: Int, follower: Follower? = nil, _ density: Double = 0
     ) {
+        changed.assign(active)
+        var following = 0.0
+        func ready(_ row: Int) {
+            guard let follower else { return }
+            let start = ContinuousClock.now
+            follower.ready(row)
+            following += (ContinuousClock.now - start).seconds
+        }
+        if let follower {
+            follower.begin(density)
+            ready(0)
+        }
         let start = ContinuousClock.now
         // A full mask runs dense: the sparse path would compute the same outputs with its gather on top.
         if breakEven < 1 && (active.isFull || timer.choosesDense(density: active.density, otherwise: breakEven)) {
@@ -201,6 +229,7 @@ final class SkipConvLayer: SkipLayer {
                 p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
                 kernels: kernels, packed: packed)
             timer.recordDense((ContinuousClock.now - start).seconds)
+            ready(p.outH)
             account(
                 active: p.outH * p.outW, executed: p.macs, gate: gateOps, dense: true,
                 selected: active.count * (p.macs / (p.outH * p.outW)))
@@ -210,6 +239,7 @@ final class SkipConvLayer: SkipLayer {
             let computed = scratch.runs.positions
             if let stem {
                 for run in scratch.runs {
+                    ready(run.y)
                     AVX2Kernels.stemRun(
                         input: source, inC: p.inC, inH: p.inH, inW: p.inW, inPlane: p.inH * p.inW, oy: run.y,
                         x0: run.x0, n: run.length, packed: stem.packed, bias: bias, outC: p.outC,
@@ -221,18 +251,21 @@ final class SkipConvLayer: SkipLayer {
             } else {
                 recompute(scratch, from: source)
             }
-            timer.recordSparse((ContinuousClock.now - start).seconds, positions: computed)
+            ready(p.outH)
+            timer.recordSparse((ContinuousClock.now - start).seconds - following, positions: computed)
             account(
                 active: computed, executed: computed * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false,
                 selected: active.count * (p.macs / (p.outH * p.outW)))
         }
         stats.breakEven = timer.breakEven ?? 0
-        changed.assign(active)
     }
 
-    private func propagate(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
+    private func propagate(
+        dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch, follower: Follower?
+    ) -> Double {
         if dirty.isFull { active.fill() } else { map.footprint(of: dirty, into: active) }
-        recompute(active, from: x, changed: changed, scratch: scratch, gateOps: 0)
+        recompute(
+            active, from: x, changed: changed, scratch: scratch, gateOps: 0, follower: follower, active.density)
         return active.density
     }
 

@@ -42,12 +42,24 @@ public final class SkipExecutor {
         case binary(Kernels.BinaryOp, a: Int, b: Int, output: Int, channels: Int)
         case dense(index: Int, inputs: [Int], outputs: [Int])
         case block(SkipBlock)
+        /// A conv and the block that reads its output, run depth-first: the block's rectangles run as the conv's
+        /// output rows they read become final, while those rows are still in cache (the conv writes its output
+        /// and the block reads it back at the widest planes of the network: 32 × 576 × 768 floats at CenterFace's
+        /// first conv).
+        case pair(SkipConvLayer, SkipBlock, input: Int, output: Int, first: Bool)
     }
 
     public var inputShape: [Int] { dense.inputShape }
     public var outputShapes: [[Int]] { dense.outputShapes }
 
-    public init(graph: Graph, settings: SkipSettings = SkipSettings(), threads: Int = 1) throws(ModelError) {
+    public convenience init(graph: Graph, settings: SkipSettings = SkipSettings(), threads: Int = 1)
+        throws(ModelError)
+    {
+        try self.init(graph: graph, settings: settings, threads: threads, depthFirst: true)
+    }
+
+    /// `depthFirst` false: no conv-and-block `pair` steps (for tests comparing the two orders).
+    init(graph: Graph, settings: SkipSettings, threads: Int, depthFirst: Bool) throws(ModelError) {
         let dense = try DenseExecutor(graph: graph, threads: threads, reusesBuffers: false)
         self.dense = dense
         self.graph = graph
@@ -149,7 +161,8 @@ public final class SkipExecutor {
         }
         denseMACs = total
         changed = masks
-        self.steps = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense)
+        let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense)
+        self.steps = depthFirst ? Self.pairing(grouped) : grouped
         scratch = SkipScratch(columns: columns, product: product, dense: denseScratch)
     }
 
@@ -211,6 +224,30 @@ public final class SkipExecutor {
                 }
             case .block(let block):
                 block.frame(dirty: changed[block.input]!, changed: { changed[$0]! }, keyframe: keyframe)
+                for m in block.members {
+                    executed += m.layer.stats.lastExecutedMACs
+                    selected += m.layer.stats.lastSelectedMACs
+                }
+            case .pair(let layer, let block, let input, let output, let first):
+                let start = ContinuousClock.now
+                if keyframe {
+                    layer.keyframe(changed: changed[output]!, scratch: scratch)
+                    layer.addTime(ContinuousClock.now - start)
+                    block.frame(dirty: changed[output]!, changed: { changed[$0]! }, keyframe: true)
+                } else {
+                    let follower = SkipConvLayer.Follower(
+                        begin: { density in
+                            if first && density > self.settings.sceneCut { keyframe = true }
+                            block.begin(
+                                dirty: self.changed[output]!, changed: { self.changed[$0]! }, keyframe: keyframe)
+                        },
+                        ready: { block.advance(to: $0) })
+                    layer.frame(dirty: changed[input]!, changed: changed[output]!, scratch: scratch, follower: follower)
+                    block.finish()
+                    layer.addTime(ContinuousClock.now - start - .seconds(block.lastSeconds))
+                }
+                executed += layer.stats.lastExecutedMACs
+                selected += layer.stats.lastSelectedMACs
                 for m in block.members {
                     executed += m.layer.stats.lastExecutedMACs
                     selected += m.layer.stats.lastSelectedMACs
@@ -280,6 +317,24 @@ public final class SkipExecutor {
         return grouped
     }
 
+    /// Joins each gated conv with the block right after it that reads its output into a depth-first `pair`.
+    private static func pairing(_ steps: [Step]) -> [Step] {
+        var paired: [Step] = []
+        var i = 0
+        while i < steps.count {
+            if i + 1 < steps.count, case .skip(let layer as SkipConvLayer, let input, let output, let first) = steps[i],
+                !layer.propagates, case .block(let block) = steps[i + 1], block.input == output
+            {
+                paired.append(.pair(layer, block, input: input, output: output, first: first))
+                i += 2
+            } else {
+                paired.append(steps[i])
+                i += 1
+            }
+        }
+        return paired
+    }
+
     /// Image pixels per position of a plane `height` rows high, rounded (13 rows at stride 2 give 7, not 6.5).
     static func totalStride(_ imageHeight: Int, _ height: Int) -> Int {
         max(1, Int((Double(imageHeight) / Double(max(1, height))).rounded()))
@@ -310,16 +365,35 @@ public final class SkipExecutor {
             switch step {
             case .skip(let layer, _, _, _): [layer.stats]
             case .block(let block): block.members.map(\.layer.stats)
+            case .pair(let layer, let block, _, _, _): [layer.stats] + block.members.map(\.layer.stats)
             default: []
             }
+        }
+    }
+
+    /// Steps that run a conv and the block reading it depth-first.
+    var pairCount: Int {
+        steps.reduce(0) {
+            if case .pair = $1 { return $0 + 1 }
+            return $0
+        }
+    }
+
+    /// Rectangles of paired blocks run before their conv had finished, over all frames.
+    var rectanglesAhead: Int {
+        steps.reduce(0) {
+            if case .pair(_, let block, _, _, _) = $1 { return $0 + block.rectanglesAhead }
+            return $0
         }
     }
 
     /// Steps that run a MobileNet block fused (``SkipBlock``).
     var blockCount: Int {
         steps.reduce(0) {
-            if case .block = $1 { return $0 + 1 }
-            return $0
+            switch $1 {
+            case .block, .pair: return $0 + 1
+            default: return $0
+            }
         }
     }
 
