@@ -14,17 +14,30 @@ import Testing
         (.outputNorm, .leastNonzeroMagnitude, 64),
     ])
     func exactAtZeroThreshold(gate: GateKind, epsilon: Float, block: Int) throws {
+        try withRealFrames(Array(100..<106)) { graph, meta, dir in
+            try exactAtZeroThreshold(gate, epsilon, block, graph, meta, dir)
+        }
+    }
+
+    /// CenterFace on vtest.avi `frames` as onnxruntime runs them (inputs and outputs written to a temporary
+    /// directory, removed afterwards), and the graph at that input shape.
+    private func withRealFrames(
+        _ frames: [Int], _ body: (Graph, DenseExecutorTests.Meta, URL) throws -> Void
+    ) throws {
         let modelPath = DenseExecutorTests.root.appendingPathComponent("assets/centerface.onnx").path
         let clip = DenseExecutorTests.root.appendingPathComponent("assets/vtest.avi").path
         try #require(FileManager.default.fileExists(atPath: modelPath) && FileManager.default.fileExists(atPath: clip))
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skipnet-skip-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let frames = Array(100..<106)
         let meta = try DenseExecutorTests.onnxruntimeReference(
             model: modelPath, clip: clip, frames: frames, layout: "nchw", into: dir)
+        try body(try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape), meta, dir)
+    }
 
-        let graph = try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape)
+    private func exactAtZeroThreshold(
+        _ gate: GateKind, _ epsilon: Float, _ block: Int, _ graph: Graph, _ meta: DenseExecutorTests.Meta, _ dir: URL
+    ) throws {
         var settings = SkipSettings()
         settings.gate = gate
         settings.inputThreshold = epsilon
@@ -55,16 +68,10 @@ import Testing
     /// final): on real frames with the input gate at θ = 5 (partial recomputes in both), every output equals the
     /// one of the same executor run layer after layer, and rectangles really ran ahead of the conv's end.
     @Test func depthFirstPairChangesOnlyTheOrder() throws {
-        let modelPath = DenseExecutorTests.root.appendingPathComponent("assets/centerface.onnx").path
-        let clip = DenseExecutorTests.root.appendingPathComponent("assets/vtest.avi").path
-        try #require(FileManager.default.fileExists(atPath: modelPath) && FileManager.default.fileExists(atPath: clip))
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skipnet-pair-\(UUID())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let frames = Array(100..<105)
-        let meta = try DenseExecutorTests.onnxruntimeReference(
-            model: modelPath, clip: clip, frames: frames, layout: "nchw", into: dir)
-        let graph = try ONNXImporter.load(path: modelPath, inputShape: meta.inputShape)
+        try withRealFrames(Array(100..<105)) { graph, meta, dir in try depthFirstPair(graph, meta, dir) }
+    }
+
+    private func depthFirstPair(_ graph: Graph, _ meta: DenseExecutorTests.Meta, _ dir: URL) throws {
         var settings = SkipSettings()
         settings.inputThreshold = 5
         settings.block = 16
