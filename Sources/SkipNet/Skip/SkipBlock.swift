@@ -118,25 +118,29 @@ final class SkipBlock {
     func advance(to row: Int) {
         guard plan.next < rects.count, rects[plan.next].windowRows.upperBound <= row else { return }
         let start = ContinuousClock.now
+        rectanglesAhead += runRectangles(upTo: row)
+        plan.seconds += (ContinuousClock.now - start).seconds
+    }
+
+    /// Runs the planned rectangles, in order, while their input windows lie in rows `0 ..< row`; returns how many.
+    private func runRectangles(upTo row: Int) -> Int {
+        var count = 0
         while plan.next < rects.count && rects[plan.next].windowRows.upperBound <= row {
             rectangle(rects[plan.next])
             plan.next += 1
-            rectanglesAhead += 1
+            count += 1
         }
-        plan.seconds += (ContinuousClock.now - start).seconds
+        return count
     }
 
     /// Runs what is left of the frame (the input is final) and records its time and counts.
     func finish() {
         let start = ContinuousClock.now
         let d = stages.depthwise.params
-        if plan.wholeImage && plan.active > 0 {
+        if plan.wholeImage {
             runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
         } else {
-            while plan.next < rects.count {
-                rectangle(rects[plan.next])
-                plan.next += 1
-            }
+            _ = runRectangles(upTo: .max)
         }
         let seconds = plan.seconds + (ContinuousClock.now - start).seconds
         lastSeconds = seconds

@@ -212,8 +212,11 @@ final class SkipConvLayer: SkipLayer {
     ) {
         changed.assign(active)
         var following = 0.0
+        var reported = -1
+        // Once per row, not per run (a first conv has tens of thousands of runs a frame; each call reads the clock).
         func ready(_ row: Int) {
-            guard let follower else { return }
+            guard let follower, row != reported else { return }
+            reported = row
             let start = ContinuousClock.now
             follower.ready(row)
             following += (ContinuousClock.now - start).seconds

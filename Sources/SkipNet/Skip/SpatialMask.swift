@@ -101,23 +101,8 @@ public final class SpatialMask {
         }
         bits.withUnsafeBufferPointer { b in
             for y in 0..<height {
-                let row = y * width
-                var x = 0
-                while x < width {
-                    if b[row + x] == 0 {
-                        // Skip 8 clear positions at a time: most of a sparse mask is clear.
-                        if x + 8 <= width
-                            && UnsafeRawPointer(b.baseAddress! + row + x).loadUnaligned(as: UInt64.self) == 0
-                        {
-                            x += 8
-                        } else {
-                            x += 1
-                        }
-                        continue
-                    }
-                    let start = x
-                    while x < width && b[row + x] != 0 { x += 1 }
-                    runs.append(MaskRun(y: y, x0: start, x1: x))
+                forEachRun(of: b.baseAddress! + y * width, count: width, set: true) { x0, x1 in
+                    runs.append(MaskRun(y: y, x0: x0, x1: x1))
                 }
             }
         }
