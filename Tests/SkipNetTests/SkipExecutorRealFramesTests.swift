@@ -64,32 +64,42 @@ import Testing
         #expect(executor.layerStats.allSatisfy { $0.denseFrames == 1 })
     }
 
-    /// The first conv and the block reading it run depth-first (the block's rectangles as the conv's rows become
-    /// final): on real frames with the input gate at θ = 5 (partial recomputes in both), every output equals the
-    /// one of the same executor run layer after layer, and rectangles really ran ahead of the conv's end.
-    @Test func depthFirstPairChangesOnlyTheOrder() throws {
-        try withRealFrames(Array(100..<105)) { graph, meta, dir in try depthFirstPair(graph, meta, dir) }
+    /// The block after the first conv computes the conv's outputs that its windows read, and the conv's output is
+    /// written only when the block runs whole: on real frames with the input gate at θ = 5, every output equals the
+    /// one of the same executor whose conv writes its output and whose block copies windows from it. With a scene
+    /// cut on every frame (`sceneCut` 0) the fed block runs whole after the gate and must write the conv's output
+    /// first.
+    @Test(arguments: [2.0, 0.0])
+    func fedBlockChangesNothing(sceneCut: Double) throws {
+        try withRealFrames(Array(100..<105)) { graph, meta, dir in try fedBlock(sceneCut, graph, meta, dir) }
     }
 
-    private func depthFirstPair(_ graph: Graph, _ meta: DenseExecutorTests.Meta, _ dir: URL) throws {
+    private func fedBlock(_ sceneCut: Double, _ graph: Graph, _ meta: DenseExecutorTests.Meta, _ dir: URL) throws {
         var settings = SkipSettings()
         settings.inputThreshold = 5
         settings.block = 16
         settings.breakEven = 1
-        settings.sceneCut = 2
-        let paired = try SkipExecutor(graph: graph, settings: settings, threads: 1, depthFirst: true)
-        let plain = try SkipExecutor(graph: graph, settings: settings, threads: 1, depthFirst: false)
-        #expect(paired.pairCount == 1 && plain.pairCount == 0)
+        settings.sceneCut = sceneCut
+        let fed = try SkipExecutor(graph: graph, settings: settings, threads: 1, feedsBlocks: true)
+        let plain = try SkipExecutor(graph: graph, settings: settings, threads: 1, feedsBlocks: false)
+        #expect(fed.fedCount == 1 && plain.fedCount == 0)
         for frame in meta.frames {
             let input = try DenseExecutorTests.floats(dir.appendingPathComponent("frame\(frame).input"))
-            let a = try paired.run(Tensor(shape: meta.inputShape, data: input))
+            let a = try fed.run(Tensor(shape: meta.inputShape, data: input))
             let b = try plain.run(Tensor(shape: meta.inputShape, data: input))
             for k in a.indices {
                 let differing = zip(a[k].data, b[k].data).filter { $0 != $1 }.count
                 #expect(differing == 0, "frame \(frame), output \(k): \(differing) values differ")
             }
         }
-        #expect(paired.rectanglesAhead > 0, "no rectangle ran while the conv was still computing")
-        #expect(paired.layerStats.map(\.lastSelectedMACs) == plain.layerStats.map(\.lastSelectedMACs))
+        let (first, block) = (fed.layerStats[0], fed.layerStats[1])
+        if sceneCut > 1 {
+            // Past the keyframe the block ran rectangles, computing the first conv's outputs in their windows.
+            #expect(first.denseFrames == 1 && block.denseFrames == 1)
+            #expect(first.lastExecutedMACs > 0 && first.lastExecutedMACs < first.denseMACs)
+        } else {
+            #expect(fed.keyframes == meta.frames.count && block.denseFrames == meta.frames.count)
+        }
+        #expect(fed.layerStats.map(\.lastSelectedMACs) == plain.layerStats.map(\.lastSelectedMACs))
     }
 }

@@ -14,9 +14,10 @@
 /// The intermediate tensors are never written: no conv of the block reads them again, since the block always
 /// recomputes from its input, which every rectangle reads whole.
 ///
-/// A frame is `begin` (plan: masks, rectangles, dense or not), `advance(to:)` and `finish` (run); `frame` does all
-/// three. A block paired with the conv that writes its input (`SkipExecutor`'s depth-first pairs) advances as that
-/// conv's rows become final, so its windows are read while those rows are in cache.
+/// A block fed by the conv that writes its input (`SkipExecutor`'s `fed` steps: CenterFace's first conv and the
+/// block after it) does not copy its windows from that conv's output: it computes them from the conv's input
+/// (`SkipConvLayer.produce`), in cache, and the conv's output is written only when the block runs the whole image.
+/// At the first conv's 32 × 576 × 768 floats, reading windows back from memory cost more than computing them.
 final class SkipBlock {
     struct Member {
         let layer: SkipConvLayer
@@ -59,31 +60,36 @@ final class SkipBlock {
     /// recomputed once per band.
     private var bandRows: Int { stages.depthwise.params.strideH == 1 ? 8 : 4 }
 
-    /// Runs the block for a frame whose input changed at `dirty`; sets the members' `changed` masks.
-    func frame(dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool) {
+    /// The conv writing the block's input, when the block computes what it reads itself (set by `SkipExecutor`):
+    /// the block runs after the conv's `select`, which leaves the conv's output unwritten.
+    var producer: SkipConvLayer?
+
+    /// Runs the block for a frame whose input changed at `dirty`; sets the members' `changed` masks. `scratch`: for
+    /// a producer's whole-image kernel; `inputWritten`: the producer wrote its output this frame (a keyframe).
+    func frame(
+        dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool, scratch: SkipScratch,
+        inputWritten: Bool = false
+    ) {
         begin(dirty: dirty, changed: changed, keyframe: keyframe)
-        finish()
+        finish(producer: inputWritten ? nil : producer, scratch: scratch)
     }
 
-    /// This frame's plan, from `begin` to `finish`: how the block runs, what it counts, the next rectangle to run
-    /// and the time spent so far.
+    /// This frame's plan, from `begin` to `finish`: how the block runs, what it counts, the time spent planning,
+    /// and what a producer computed for it.
     private struct Plan {
         var dense = false
         var wholeImage = false
         var dirty = 0
         var active = 0
         var macs = (input: 0, output: 0, total: 0, dense: 0)
-        var next = 0
         var seconds = 0.0
+        var produced = (positions: 0, seconds: 0.0)
     }
 
     private var plan = Plan()
-    /// Seconds the block ran in its last frame (a depth-first pair's conv subtracts them from its own time).
-    private(set) var lastSeconds = 0.0
 
-    /// Plans a frame whose input changed at `dirty` and sets the members' `changed` masks; nothing runs before
-    /// `advance` or `finish`. The input may still be being written: `advance(to:)` says which rows are final.
-    func begin(dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool) {
+    /// Plans a frame whose input changed at `dirty` and sets the members' `changed` masks.
+    private func begin(dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool) {
         let start = ContinuousClock.now
         defer { plan.seconds = (ContinuousClock.now - start).seconds }
         plan = Plan(dirty: dirty.count)
@@ -111,49 +117,39 @@ final class SkipBlock {
         if plan.wholeImage { rects.removeAll(keepingCapacity: true) }
     }
 
-    /// Rectangles run by `advance`, over all frames.
-    private(set) var rectanglesAhead = 0
-
-    /// Runs the planned rectangles whose input windows lie in rows `0 ..< row` of the block's input (final now).
-    func advance(to row: Int) {
-        guard plan.next < rects.count, rects[plan.next].windowRows.upperBound <= row else { return }
-        let start = ContinuousClock.now
-        rectanglesAhead += runRectangles(upTo: row)
-        plan.seconds += (ContinuousClock.now - start).seconds
-    }
-
-    /// Runs the planned rectangles, in order, while their input windows lie in rows `0 ..< row`; returns how many.
-    private func runRectangles(upTo row: Int) -> Int {
-        var count = 0
-        while plan.next < rects.count && rects[plan.next].windowRows.upperBound <= row {
-            rectangle(rects[plan.next])
-            plan.next += 1
-            count += 1
-        }
-        return count
-    }
-
-    /// Runs what is left of the frame (the input is final) and records its time and counts.
-    func finish() {
+    /// Runs the planned frame and records its time and counts (the producer's share is the producer's).
+    private func finish(producer: SkipConvLayer?, scratch: SkipScratch) {
         let start = ContinuousClock.now
         let d = stages.depthwise.params
         if plan.wholeImage {
+            if let producer {
+                let t = ContinuousClock.now
+                producer.produceAll(scratch: scratch)
+                plan.produced = (d.inH * d.inW, (ContinuousClock.now - t).seconds)
+            }
             runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
         } else {
-            _ = runRectangles(upTo: .max)
+            for rect in rects { rectangle(rect, producer: producer) }
         }
         let seconds = plan.seconds + (ContinuousClock.now - start).seconds
-        lastSeconds = seconds
+        producer?.recordProduced(
+            seconds: plan.produced.seconds, positions: plan.produced.positions, dense: plan.dense)
         if plan.active == 0 {
             record(seconds: 0, inputPositions: 0, outputPositions: 0, dirty: 0, active: 0, dense: false)
             return
         }
-        if plan.dense { timer.recordDense(seconds) } else { timer.recordSparse(seconds, positions: plan.dirty) }
+        // The timer compares whole paths, a producer's part included (not on keyframes, where the producer ran
+        // alone); each member's time is its own.
+        if plan.dense {
+            if producer != nil || self.producer == nil { timer.recordDense(seconds) }
+        } else {
+            timer.recordSparse(seconds, positions: plan.dirty)
+        }
         let (input, output) =
             plan.wholeImage ? (d.inH * d.inW, d.outH * d.outW) : (plan.macs.input, plan.macs.output)
         record(
-            seconds: seconds, inputPositions: input, outputPositions: output, dirty: plan.dirty, active: plan.active,
-            dense: plan.dense)
+            seconds: seconds - plan.produced.seconds, inputPositions: input, outputPositions: output,
+            dirty: plan.dirty, active: plan.active, dense: plan.dense)
     }
 
     /// An output rectangle and the input window it reads (clipped to the image). `computed`: the output columns
@@ -206,7 +202,8 @@ final class SkipBlock {
         }
     }
 
-    /// Positions `rects` compute (input windows, outputs), their MACs, and the block's dense MACs.
+    /// Positions `rects` compute (input windows, outputs), their MACs, and the block's dense MACs (a producer's
+    /// included in both).
     private func rectangleMACs() -> (input: Int, output: Int, total: Int, dense: Int) {
         let d = stages.depthwise.params
         var (input, output) = (0, 0)
@@ -217,7 +214,9 @@ final class SkipBlock {
         let expandMACs = stages.expand.map { $0.params.macs / max(1, d.inH * d.inW) } ?? 0
         let dense = members.reduce(0) { $0 + $1.layer.p.macs }
         let outputMACs = (dense - expandMACs * d.inH * d.inW) / max(1, d.outH * d.outW)
-        return (input, output, input * expandMACs + output * outputMACs, dense)
+        // A producer computes the windows too: the whole image costs it its dense MACs.
+        let produced = producer.map { (input * ($0.p.macs / max(1, d.inH * d.inW)), $0.p.macs) } ?? (0, 0)
+        return (input, output, input * expandMACs + output * outputMACs + produced.0, dense + produced.1)
     }
 
     /// The union of a band's column runs, merged across gaps of up to 4 columns and widened to at least 8 (the
@@ -242,18 +241,26 @@ final class SkipBlock {
         }
     }
 
-    /// Recomputes output `rect.rows × rect.columns` from a copy of its input window.
-    private func rectangle(_ rect: Rectangle) {
+    /// Recomputes output `rect.rows × rect.columns` from a copy of its input window (or the window computed by
+    /// `producer`).
+    private func rectangle(_ rect: Rectangle, producer: SkipConvLayer?) {
         let d = stages.depthwise.params
         let (rows, columns, iy, ix) = (rect.rows, rect.computed, rect.windowRows, rect.windowColumns)
         let cin = stages.expand?.params.inC ?? d.inC
         let cout = stages.project?.params.outC ?? d.outC
         let (inPlane, windowPlane) = (d.inH * d.inW, iy.count * ix.count)
         let x = window.reserve(cin * windowPlane)
-        for c in 0..<cin {
-            for (r, row) in iy.enumerated() {
-                (x + c * windowPlane + r * ix.count).update(
-                    from: stages.input + c * inPlane + row * d.inW + ix.lowerBound, count: ix.count)
+        if let producer {
+            let t = ContinuousClock.now
+            producer.produce(rows: iy, columns: ix, into: x, plane: windowPlane)
+            plan.produced.positions += windowPlane
+            plan.produced.seconds += (ContinuousClock.now - t).seconds
+        } else {
+            for c in 0..<cin {
+                for (r, row) in iy.enumerated() {
+                    (x + c * windowPlane + r * ix.count).update(
+                        from: stages.input + c * inPlane + row * d.inW + ix.lowerBound, count: ix.count)
+                }
             }
         }
         let (outPlane, resultPlane) = (d.outH * d.outW, rows.count * columns.count)

@@ -133,31 +133,39 @@ final class SkipConvLayer: SkipLayer {
         account(active: p.outH * p.outW, executed: p.macs, gate: 0, dense: true)
     }
 
-    /// A consumer of the layer's output run depth-first with it (`SkipExecutor` pairs the first conv with the block
-    /// reading it, so the block reads the conv's new rows while they are still in cache): `begin` once `changed`
-    /// is final, with the density `frame` returns; `ready(row)` as output rows `0 ..< row` become final, top to
-    /// bottom, last with `outH`. The layer's own time excludes what the calls take.
-    struct Follower {
-        var begin: (_ density: Double) -> Void
-        var ready: (_ row: Int) -> Void
-    }
-
     @discardableResult
     func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
-        frame(dirty: dirty, changed: changed, scratch: scratch, follower: nil)
-    }
-
-    @discardableResult
-    func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch, follower: Follower?) -> Double {
         if dirty.isEmpty {
             changed.clear()
             account(active: 0, executed: 0, gate: 0, dense: false)
-            follower?.begin(0)
-            follower?.ready(p.outH)
             return 0
         }
-        if propagates { return propagate(dirty: dirty, changed: changed, scratch: scratch, follower: follower) }
-        var gateOps = 0
+        let gated = select(dirty: dirty, changed: changed, scratch: scratch)
+        recompute(active, changed: changed, scratch: scratch, density: gated)
+        return gated
+    }
+
+    /// The input `frame` recomputes from: `x_ref`, or `x` when the layer propagates.
+    private var source: UnsafePointer<Float> { propagates ? x : UnsafePointer(xRef) }
+
+    /// Gate counts of the last `select`, charged when the outputs are computed.
+    private var gateOps = 0
+
+    /// A frame's gate and commit without the recompute: sets `active` and `changed` to the outputs whose value
+    /// changes (afterwards every output of `conv(source)` outside them equals the stored one) and returns the
+    /// gate's density. `frame` recomputes them into the output; a block fed by this layer computes them itself.
+    func select(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
+        gateOps = 0
+        if dirty.isEmpty {
+            active.clear()
+            changed.clear()
+            return 0
+        }
+        if propagates {
+            footprint(of: dirty, into: active)
+            changed.assign(active)
+            return active.density
+        }
         if gate != .gumbel {
             dirty.runs(into: &scratch.runs)
             if keepsStatistic { updateStatistic(scratch.runs) }
@@ -199,32 +207,15 @@ final class SkipConvLayer: SkipLayer {
             for c in 0..<p.inC { (xRef + c * plane + at).update(from: x + c * plane + at, count: run.length) }
             if keepsStatistic { (stat + at).update(repeating: 0, count: run.length) }
         }
-        recompute(active, from: xRef, changed: changed, scratch: scratch, gateOps: gateOps, follower: follower, gated)
+        changed.assign(active)
         return gated
     }
 
-    /// Recomputes `active` from `source` (x_ref, or x when propagating), sparsely or, above the measured break-even
-    /// density, with the dense kernel over every output: both give the same values, since every output is exact
-    /// for `source` (the invariant), so only the time differs.
-    private func recompute(
-        _ active: SpatialMask, from source: UnsafePointer<Float>, changed: SpatialMask, scratch: SkipScratch,
-        gateOps: Int, follower: Follower? = nil, _ density: Double = 0
-    ) {
-        changed.assign(active)
-        var following = 0.0
-        var reported = -1
-        // Once per row, not per run (a first conv has tens of thousands of runs a frame; each call reads the clock).
-        func ready(_ row: Int) {
-            guard let follower, row != reported else { return }
-            reported = row
-            let start = ContinuousClock.now
-            follower.ready(row)
-            following += (ContinuousClock.now - start).seconds
-        }
-        if let follower {
-            follower.begin(density)
-            ready(0)
-        }
+    /// Recomputes `active` from `source`, sparsely or, above the measured break-even density, with the dense kernel
+    /// over every output: both give the same values, since every output is exact for `source` (the invariant), so
+    /// only the time differs.
+    private func recompute(_ active: SpatialMask, changed: SpatialMask, scratch: SkipScratch, density: Double) {
+        let source = source
         let start = ContinuousClock.now
         // A full mask runs dense: the sparse path would compute the same outputs with its gather on top.
         if breakEven < 1 && (active.isFull || timer.choosesDense(density: active.density, otherwise: breakEven)) {
@@ -232,7 +223,6 @@ final class SkipConvLayer: SkipLayer {
                 p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
                 kernels: kernels, packed: packed)
             timer.recordDense((ContinuousClock.now - start).seconds)
-            ready(p.outH)
             account(
                 active: p.outH * p.outW, executed: p.macs, gate: gateOps, dense: true,
                 selected: active.count * (p.macs / (p.outH * p.outW)))
@@ -242,7 +232,6 @@ final class SkipConvLayer: SkipLayer {
             let computed = scratch.runs.positions
             if let stem {
                 for run in scratch.runs {
-                    ready(run.y)
                     AVX2Kernels.stemRun(
                         input: source, inC: p.inC, inH: p.inH, inW: p.inW, inPlane: p.inH * p.inW, oy: run.y,
                         x0: run.x0, n: run.length, packed: stem.packed, bias: bias, outC: p.outC,
@@ -254,8 +243,7 @@ final class SkipConvLayer: SkipLayer {
             } else {
                 recompute(scratch, from: source)
             }
-            ready(p.outH)
-            timer.recordSparse((ContinuousClock.now - start).seconds - following, positions: computed)
+            timer.recordSparse((ContinuousClock.now - start).seconds, positions: computed)
             account(
                 active: computed, executed: computed * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false,
                 selected: active.count * (p.macs / (p.outH * p.outW)))
@@ -263,13 +251,38 @@ final class SkipConvLayer: SkipLayer {
         stats.breakEven = timer.breakEven ?? 0
     }
 
-    private func propagate(
-        dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch, follower: Follower?
-    ) -> Double {
-        if dirty.isFull { active.fill() } else { map.footprint(of: dirty, into: active) }
-        recompute(
-            active, from: x, changed: changed, scratch: scratch, gateOps: 0, follower: follower, active.density)
-        return active.density
+    // MARK: - Feeding a block
+
+    /// Whether a block reading this layer's output can compute the windows it reads itself (`produce`): a first
+    /// conv with the stem kernel. Its output is then written only on keyframes and dense frames (`produceAll`).
+    var feedsWindows: Bool { stem != nil }
+
+    /// Computes output rows × columns of `conv(source)` (after `select`) into `window`, channel planes `plane`
+    /// floats apart, rows `columns.count` apart.
+    func produce(rows: Range<Int>, columns: Range<Int>, into window: UnsafeMutablePointer<Float>, plane: Int) {
+        guard let stem else { preconditionFailure("produce needs the stem kernel (feedsWindows)") }
+        for (r, oy) in rows.enumerated() {
+            AVX2Kernels.stemRun(
+                input: source, inC: p.inC, inH: p.inH, inW: p.inW, inPlane: p.inH * p.inW, oy: oy,
+                x0: columns.lowerBound, n: columns.count, packed: stem.packed, bias: bias, outC: p.outC,
+                output: window + r * columns.count, outPlane: plane, clamp: stem.clamp, scratch: stem.scratch)
+        }
+    }
+
+    /// Writes every output of `conv(source)` (after `select`), for a fed block that runs the whole image.
+    func produceAll(scratch: SkipScratch) {
+        Kernels.conv2d(
+            p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
+            kernels: kernels, packed: packed)
+    }
+
+    /// A fed block computed `positions` of this layer's outputs in `seconds` this frame (after `select`).
+    func recordProduced(seconds: Double, positions: Int, dense: Bool) {
+        let perPosition = p.macs / (p.outH * p.outW)
+        stats.seconds += seconds
+        account(
+            active: positions, executed: positions * perPosition, gate: gateOps, dense: dense,
+            selected: active.count * perPosition)
     }
 
     func addTime(_ duration: Duration) { stats.seconds += duration.seconds }

@@ -42,11 +42,10 @@ public final class SkipExecutor {
         case binary(Kernels.BinaryOp, a: Int, b: Int, output: Int, channels: Int)
         case dense(index: Int, inputs: [Int], outputs: [Int])
         case block(SkipBlock)
-        /// A conv and the block that reads its output, run depth-first: the block's rectangles run as the conv's
-        /// output rows they read become final, while those rows are still in cache (the conv writes its output
-        /// and the block reads it back at the widest planes of the network: 32 × 576 × 768 floats at CenterFace's
-        /// first conv).
-        case pair(SkipConvLayer, SkipBlock, input: Int, output: Int, first: Bool)
+        /// A conv and the block that alone reads its output, the block computing the conv's outputs its windows
+        /// hold (`SkipBlock.producer`) instead of the conv writing them and the block reading them back, at the
+        /// widest planes of the network (32 × 576 × 768 floats at CenterFace's first conv).
+        case fed(SkipConvLayer, SkipBlock, input: Int, output: Int, first: Bool)
     }
 
     public var inputShape: [Int] { dense.inputShape }
@@ -55,11 +54,11 @@ public final class SkipExecutor {
     public convenience init(graph: Graph, settings: SkipSettings = SkipSettings(), threads: Int = 1)
         throws(ModelError)
     {
-        try self.init(graph: graph, settings: settings, threads: threads, depthFirst: true)
+        try self.init(graph: graph, settings: settings, threads: threads, feedsBlocks: true)
     }
 
-    /// `depthFirst` false: no conv-and-block `pair` steps (for tests comparing the two orders).
-    init(graph: Graph, settings: SkipSettings, threads: Int, depthFirst: Bool) throws(ModelError) {
+    /// `feedsBlocks` false: no `fed` steps (for tests comparing the two ways).
+    init(graph: Graph, settings: SkipSettings, threads: Int, feedsBlocks: Bool) throws(ModelError) {
         let dense = try DenseExecutor(graph: graph, threads: threads, reusesBuffers: false)
         self.dense = dense
         self.graph = graph
@@ -162,7 +161,7 @@ public final class SkipExecutor {
         denseMACs = total
         changed = masks
         let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense)
-        self.steps = depthFirst ? Self.pairing(grouped) : grouped
+        self.steps = feedsBlocks ? Self.feeding(grouped, graph: graph) : grouped
         scratch = SkipScratch(columns: columns, product: product, dense: denseScratch)
     }
 
@@ -223,29 +222,26 @@ public final class SkipExecutor {
                     Kernels.binary(op, a: pa + offset, b: pb + offset, output: py + offset, count: n)
                 }
             case .block(let block):
-                block.frame(dirty: changed[block.input]!, changed: { changed[$0]! }, keyframe: keyframe)
+                block.frame(
+                    dirty: changed[block.input]!, changed: { changed[$0]! }, keyframe: keyframe, scratch: scratch)
                 for m in block.members {
                     executed += m.layer.stats.lastExecutedMACs
                     selected += m.layer.stats.lastSelectedMACs
                 }
-            case .pair(let layer, let block, let input, let output, let first):
+            case .fed(let layer, let block, let input, let output, let first):
                 let start = ContinuousClock.now
+                let written = keyframe
                 if keyframe {
                     layer.keyframe(changed: changed[output]!, scratch: scratch)
-                    layer.addTime(ContinuousClock.now - start)
-                    block.frame(dirty: changed[output]!, changed: { changed[$0]! }, keyframe: true)
                 } else {
-                    let follower = SkipConvLayer.Follower(
-                        begin: { density in
-                            if first && density > self.settings.sceneCut { keyframe = true }
-                            block.begin(
-                                dirty: self.changed[output]!, changed: { self.changed[$0]! }, keyframe: keyframe)
-                        },
-                        ready: { block.advance(to: $0) })
-                    layer.frame(dirty: changed[input]!, changed: changed[output]!, scratch: scratch, follower: follower)
-                    block.finish()
-                    layer.addTime(ContinuousClock.now - start - .seconds(block.lastSeconds))
+                    let density = layer.select(dirty: changed[input]!, changed: changed[output]!, scratch: scratch)
+                    if first && density > settings.sceneCut { keyframe = true }
                 }
+                layer.addTime(ContinuousClock.now - start)
+                // After a scene cut found by `select` the block runs whole but the conv's output is not written yet.
+                block.frame(
+                    dirty: changed[output]!, changed: { changed[$0]! }, keyframe: keyframe, scratch: scratch,
+                    inputWritten: written)
                 executed += layer.stats.lastExecutedMACs
                 selected += layer.stats.lastSelectedMACs
                 for m in block.members {
@@ -317,22 +313,29 @@ public final class SkipExecutor {
         return grouped
     }
 
-    /// Joins each gated conv with the block right after it that reads its output into a depth-first `pair`.
-    private static func pairing(_ steps: [Step]) -> [Step] {
-        var paired: [Step] = []
+    /// Joins each conv that can compute windows of its output (`SkipConvLayer.feedsWindows`) with the block right
+    /// after it, when that block is its output's only reader (nothing else may see the unwritten output).
+    private static func feeding(_ steps: [Step], graph: Graph) -> [Step] {
+        var readers: [Int: Int] = [:]
+        for node in graph.nodes {
+            for v in Set(node.inputs.compactMap { $0 }) { readers[v, default: 0] += 1 }
+        }
+        var fed: [Step] = []
         var i = 0
         while i < steps.count {
             if i + 1 < steps.count, case .skip(let layer as SkipConvLayer, let input, let output, let first) = steps[i],
-                !layer.propagates, case .block(let block) = steps[i + 1], block.input == output
+                layer.feedsWindows, case .block(let block) = steps[i + 1], block.input == output,
+                readers[output] == 1, !graph.outputs.contains(output)
             {
-                paired.append(.pair(layer, block, input: input, output: output, first: first))
+                block.producer = layer
+                fed.append(.fed(layer, block, input: input, output: output, first: first))
                 i += 2
             } else {
-                paired.append(steps[i])
+                fed.append(steps[i])
                 i += 1
             }
         }
-        return paired
+        return fed
     }
 
     /// Image pixels per position of a plane `height` rows high, rounded (13 rows at stride 2 give 7, not 6.5).
@@ -365,24 +368,16 @@ public final class SkipExecutor {
             switch step {
             case .skip(let layer, _, _, _): [layer.stats]
             case .block(let block): block.members.map(\.layer.stats)
-            case .pair(let layer, let block, _, _, _): [layer.stats] + block.members.map(\.layer.stats)
+            case .fed(let layer, let block, _, _, _): [layer.stats] + block.members.map(\.layer.stats)
             default: []
             }
         }
     }
 
-    /// Steps that run a conv and the block reading it depth-first.
-    var pairCount: Int {
+    /// Steps that run a conv inside the block reading it.
+    var fedCount: Int {
         steps.reduce(0) {
-            if case .pair = $1 { return $0 + 1 }
-            return $0
-        }
-    }
-
-    /// Rectangles of paired blocks run before their conv had finished, over all frames.
-    var rectanglesAhead: Int {
-        steps.reduce(0) {
-            if case .pair(_, let block, _, _, _) = $1 { return $0 + block.rectanglesAhead }
+            if case .fed = $1 { return $0 + 1 }
             return $0
         }
     }
@@ -391,7 +386,7 @@ public final class SkipExecutor {
     var blockCount: Int {
         steps.reduce(0) {
             switch $1 {
-            case .block, .pair: return $0 + 1
+            case .block, .fed: return $0 + 1
             default: return $0
             }
         }
