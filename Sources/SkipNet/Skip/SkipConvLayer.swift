@@ -133,6 +133,8 @@ final class SkipConvLayer: SkipLayer {
         account(active: p.outH * p.outW, executed: p.macs, gate: 0, dense: true)
     }
 
+    /// Runs a frame whose input changed at `dirty`: `select`, then the selected outputs recomputed into the output;
+    /// returns the gate's density (for the scene-cut test).
     @discardableResult
     func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
         if dirty.isEmpty {
@@ -141,7 +143,7 @@ final class SkipConvLayer: SkipLayer {
             return 0
         }
         let gated = select(dirty: dirty, changed: changed, scratch: scratch)
-        recompute(active, changed: changed, scratch: scratch, density: gated)
+        recompute(active, scratch: scratch)
         return gated
     }
 
@@ -214,7 +216,7 @@ final class SkipConvLayer: SkipLayer {
     /// Recomputes `active` from `source`, sparsely or, above the measured break-even density, with the dense kernel
     /// over every output: both give the same values, since every output is exact for `source` (the invariant), so
     /// only the time differs.
-    private func recompute(_ active: SpatialMask, changed: SpatialMask, scratch: SkipScratch, density: Double) {
+    private func recompute(_ active: SpatialMask, scratch: SkipScratch) {
         let source = source
         let start = ContinuousClock.now
         // A full mask runs dense: the sparse path would compute the same outputs with its gather on top.
