@@ -3,9 +3,7 @@
 /// Only when the convolution's output feeds nothing else and its weights are constants used by it alone.
 enum BatchNormFolding {
     static func fold(_ graph: inout Graph) {
-        var uses = Array(repeating: 0, count: graph.values.count)
-        for node in graph.nodes { for case let v? in node.inputs { uses[v] += 1 } }
-        for v in graph.outputs { uses[v] += 1 }
+        let uses = graph.readerCounts(countingOutputs: true)
         var producer: [Int: Int] = [:]
         for (i, node) in graph.nodes.enumerated() { for v in node.outputs { producer[v] = i } }
 

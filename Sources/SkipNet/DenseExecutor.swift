@@ -135,14 +135,9 @@ public final class DenseExecutor {
 
     private func plan() throws(ModelError) {
         let nodes = graph.nodes
-        var readers = Array(repeating: 0, count: graph.values.count)
+        let readers = graph.readerCounts()
         var lastUse = Array(repeating: -1, count: graph.values.count)
-        for (i, node) in nodes.enumerated() {
-            for case let v? in node.inputs {
-                readers[v] += 1
-                lastUse[v] = i
-            }
-        }
+        for (i, node) in nodes.enumerated() { for case let v? in node.inputs { lastUse[v] = i } }
         let keep = Set(graph.outputs + graph.inputs)
 
         // Fuse a conv with the activation that is its only reader.

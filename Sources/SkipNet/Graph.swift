@@ -23,4 +23,13 @@ public struct Graph: Sendable {
     public var opset: Int
 
     public func shape(of value: Int) -> [Int] { values[value].shape }
+
+    /// Per value, how many node inputs read it (a node reading it twice counts twice), plus one for each graph
+    /// output it is when `countingOutputs`.
+    func readerCounts(countingOutputs: Bool = false) -> [Int] {
+        var readers = Array(repeating: 0, count: values.count)
+        for node in nodes { for case let v? in node.inputs { readers[v] += 1 } }
+        if countingOutputs { for v in outputs { readers[v] += 1 } }
+        return readers
+    }
 }

@@ -7,14 +7,7 @@ import Synchronization
 enum ClipFrames {
     static func decode(_ video: String, limit: Int, scale: Int = 1) async throws -> [VideoImage] {
         guard FileManager.default.fileExists(atPath: video) else { throw ClipError("\(video) does not exist") }
-        var caps = "video/x-raw,format=RGB"
-        if scale != 1 {
-            guard let first = try await frames(video, caps: caps, limit: 1).images.first else {
-                throw ClipError("\(video) gave no frames")
-            }
-            caps += ",width=\(first.width * scale),height=\(first.height * scale)"
-        }
-        let images = try await frames(video, caps: caps, limit: limit).images
+        let images = try await frames(video, caps: try await scaledCaps(video, scale: scale), limit: limit).images
         guard !images.isEmpty else { throw ClipError("\(video) gave no frames") }
         return images
     }
@@ -32,12 +25,7 @@ enum ClipFrames {
         }
         let starts = (0..<count).map { i in count == 1 ? 0 : i * (total - length) / (count - 1) }
         let ranges = starts.map { $0..<$0 + length }
-        var caps = "video/x-raw,format=RGB"
-        if scale != 1 {
-            let first = try await frames(video, caps: caps, limit: 1).images
-            guard let first = first.first else { throw ClipError("\(video) gave no frames") }
-            caps += ",width=\(first.width * scale),height=\(first.height * scale)"
-        }
+        let caps = try await scaledCaps(video, scale: scale)
         let kept = try await frames(video, caps: caps, limit: starts[count - 1] + length) { index in
             ranges.contains { $0.contains(index) }
         }.images
@@ -66,6 +54,16 @@ enum ClipFrames {
     /// Decoded images as the frames of a 25 fps stream, for stage chains.
     static func stream(_ images: [VideoImage]) -> [Frame] {
         images.enumerated().map { Frame(index: $0, pts: UInt64($0) * 40_000_000, image: $1) }
+    }
+
+    /// RGB caps at `scale` times the clip's size (its first frame decoded to learn it, unless `scale` is 1).
+    private static func scaledCaps(_ video: String, scale: Int) async throws -> String {
+        let caps = "video/x-raw,format=RGB"
+        if scale == 1 { return caps }
+        guard let first = try await frames(video, caps: caps, limit: 1).images.first else {
+            throw ClipError("\(video) gave no frames")
+        }
+        return caps + ",width=\(first.width * scale),height=\(first.height * scale)"
     }
 
     /// The first `limit` frames of the clip, of which those `keep` selects (by index) are copied; `seen`: how many

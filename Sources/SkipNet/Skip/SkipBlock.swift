@@ -70,19 +70,19 @@ final class SkipBlock {
         dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool, scratch: SkipScratch,
         inputWritten: Bool = false
     ) {
+        let start = ContinuousClock.now
         begin(dirty: dirty, changed: changed, keyframe: keyframe)
-        finish(producer: inputWritten ? nil : producer, scratch: scratch)
+        finish(producer: inputWritten ? nil : producer, scratch: scratch, since: start)
     }
 
-    /// This frame's plan, from `begin` to `finish`: how the block runs, what it counts, the time spent planning,
-    /// and what a producer computed for it.
+    /// This frame's plan, from `begin` to `finish`: how the block runs, what it counts, and what a producer computed
+    /// for it.
     private struct Plan {
         var dense = false
         var wholeImage = false
         var dirty = 0
         var active = 0
         var macs = (input: 0, output: 0, total: 0, dense: 0)
-        var seconds = 0.0
         var produced = (positions: 0, seconds: 0.0)
     }
 
@@ -90,8 +90,6 @@ final class SkipBlock {
 
     /// Plans a frame whose input changed at `dirty` and sets the members' `changed` masks.
     private func begin(dirty: SpatialMask, changed: (Int) -> SpatialMask, keyframe: Bool) {
-        let start = ContinuousClock.now
-        defer { plan.seconds = (ContinuousClock.now - start).seconds }
         plan = Plan(dirty: dirty.count)
         if stages.expand != nil { changed(members[0].output).assign(dirty) }
         let active = changed(members[depthwiseIndex].output)
@@ -117,9 +115,8 @@ final class SkipBlock {
         if plan.wholeImage { rects.removeAll(keepingCapacity: true) }
     }
 
-    /// Runs the planned frame and records its time and counts (the producer's share is the producer's).
-    private func finish(producer: SkipConvLayer?, scratch: SkipScratch) {
-        let start = ContinuousClock.now
+    /// Runs the planned frame and records its time since `start` and counts (the producer's share is the producer's).
+    private func finish(producer: SkipConvLayer?, scratch: SkipScratch, since start: ContinuousClock.Instant) {
         let d = stages.depthwise.params
         if plan.wholeImage {
             if let producer {
@@ -131,7 +128,7 @@ final class SkipBlock {
         } else {
             for rect in rects { rectangle(rect, producer: producer) }
         }
-        let seconds = plan.seconds + (ContinuousClock.now - start).seconds
+        let seconds = (ContinuousClock.now - start).seconds
         producer?.recordProduced(
             seconds: plan.produced.seconds, positions: plan.produced.positions, dense: plan.dense)
         if plan.active == 0 {

@@ -137,12 +137,12 @@ final class SkipConvLayer: SkipLayer {
     /// returns the gate's density (for the scene-cut test).
     @discardableResult
     func frame(dirty: SpatialMask, changed: SpatialMask, scratch: SkipScratch) -> Double {
+        let gated = select(dirty: dirty, changed: changed, scratch: scratch)
+        // Nothing changed: nothing to time (an empty recompute would skew the break-even timer).
         if dirty.isEmpty {
-            changed.clear()
             account(active: 0, executed: 0, gate: 0, dense: false)
             return 0
         }
-        let gated = select(dirty: dirty, changed: changed, scratch: scratch)
         recompute(active, scratch: scratch)
         return gated
     }

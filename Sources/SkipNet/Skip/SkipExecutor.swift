@@ -316,16 +316,13 @@ public final class SkipExecutor {
     /// Joins each conv that can compute windows of its output (`SkipConvLayer.feedsWindows`) with the block right
     /// after it, when that block is its output's only reader (nothing else may see the unwritten output).
     private static func feeding(_ steps: [Step], graph: Graph) -> [Step] {
-        var readers: [Int: Int] = [:]
-        for node in graph.nodes {
-            for v in Set(node.inputs.compactMap { $0 }) { readers[v, default: 0] += 1 }
-        }
+        let readers = graph.readerCounts(countingOutputs: true)
         var fed: [Step] = []
         var i = 0
         while i < steps.count {
             if i + 1 < steps.count, case .skip(let layer as SkipConvLayer, let input, let output, let first) = steps[i],
                 layer.feedsWindows, case .block(let block) = steps[i + 1], block.input == output,
-                readers[output] == 1, !graph.outputs.contains(output)
+                readers[output] == 1
             {
                 block.producer = layer
                 fed.append(.fed(layer, block, input: input, output: output, first: first))
