@@ -306,19 +306,6 @@ import Testing
         #expect(depthwise.activePositions > depthwise.positions && depthwise.activePositions < 10 * depthwise.positions)
     }
 
-    /// A band's rectangles: runs merged across gaps of up to 4 columns, each group trimmed to the rows its runs lie
-    /// on (not the whole band), narrow groups widened to 8 columns inside the image.
-    @Test func blockRectanglesCoverTheRunsOnTheirRowsOnly() {
-        let runs = [
-            MaskRun(y: 8, x0: 10, x1: 20), MaskRun(y: 9, x0: 22, x1: 30),  // a gap of 2: one group on rows 8–9
-            MaskRun(y: 15, x0: 40, x1: 43),  // 5 columns after the group: its own, one row, widened to 8
-            MaskRun(y: 12, x0: 61, x1: 63),  // widened leftwards at the right border
-        ]
-        let rects = SkipBlock.columnRuns(runs[...], width: 64)
-        #expect(rects.map(\.columns) == [10..<30, 40..<48, 56..<64])
-        #expect(rects.map(\.rows) == [8..<10, 15..<16, 12..<13])
-    }
-
     /// Output-norm at ε = 0.05 on the same clip with noise of ±0.005 on every pixel (sub-threshold residuals that
     /// pile up against the reference): every frame within the bound composed over the network (``Net``).
     @Test(arguments: nets)

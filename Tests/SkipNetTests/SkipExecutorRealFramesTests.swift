@@ -66,9 +66,11 @@ import Testing
 
     /// The block after the first conv computes the conv's outputs that its windows read, and the conv's output is
     /// written only when the block runs whole: on real frames with the input gate at θ = 5, every output equals the
-    /// one of the same executor whose conv writes its output and whose block copies windows from it. With a scene
-    /// cut on every frame (`sceneCut` 0) the fed block runs whole after the gate and must write the conv's output
-    /// first.
+    /// one of the same executor whose conv writes its output and whose block copies windows from it — to rounding:
+    /// the fed block counts the conv's MACs in its windows, so it merges its rectangles differently and sums some
+    /// outputs in another order (a window read from the wrong place would be off by far more). With a scene cut on
+    /// every frame (`sceneCut` 0) the fed block runs whole after the gate and must write the conv's output first:
+    /// equal to the bit.
     @Test(arguments: [2.0, 0.0])
     func fedBlockChangesNothing(sceneCut: Double) throws {
         try withRealFrames(Array(100..<105)) { graph, meta, dir in try fedBlock(sceneCut, graph, meta, dir) }
@@ -88,8 +90,13 @@ import Testing
             let a = try fed.run(Tensor(shape: meta.inputShape, data: input))
             let b = try plain.run(Tensor(shape: meta.inputShape, data: input))
             for k in a.indices {
-                let differing = zip(a[k].data, b[k].data).filter { $0 != $1 }.count
-                #expect(differing == 0, "frame \(frame), output \(k): \(differing) values differ")
+                if sceneCut > 1 {
+                    let error = maxAbsDifference(a[k].data, b[k].data) / b[k].data.reduce(0) { max($0, abs($1)) }
+                    #expect(error <= 5e-5, "frame \(frame), output \(k): \(error)")
+                } else {
+                    let differing = zip(a[k].data, b[k].data).filter { $0 != $1 }.count
+                    #expect(differing == 0, "frame \(frame), output \(k): \(differing) values differ")
+                }
             }
         }
         let (first, block) = (fed.layerStats[0], fed.layerStats[1])

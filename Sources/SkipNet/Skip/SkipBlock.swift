@@ -5,8 +5,7 @@
 /// cache, as in the dense executor.
 ///
 /// Per frame the outputs to recompute are the depthwise footprint `A` of the input's changed positions. `A` is
-/// covered by rectangles (bands of output rows × merged column runs); each rectangle's input window (its halo
-/// included) is copied out, the fused kernel runs on it with the image's padding only on the sides that touch the
+/// covered by rectangles (``BlockCover``); each rectangle's input window (its halo included) is copied out, the fused kernel runs on it with the image's padding only on the sides that touch the
 /// image border, and the result is copied into the block's output. When the input changed everywhere, above the
 /// break-even density (measured per block; until then the depthwise conv's setting), or when the rectangles would
 /// cost more MACs than the whole image, the fused kernel runs over the whole image instead.
@@ -34,7 +33,8 @@ final class SkipBlock {
     private var result = ScratchBuffer()
     private var scratch = ScratchBuffer()
     private var runs: [MaskRun] = []
-    private var rects: [Rectangle] = []
+    private let cover: BlockCover
+    private var rects: [BlockCover.Rectangle] = []
     /// Whole-image fused run vs rectangles, per changed input position (both give the same values).
     private var timer: PathTimer
     private let depthwise: SkipConvLayer
@@ -51,14 +51,13 @@ final class SkipBlock {
         depthwise = members[depthwiseIndex].layer
         let p = members[0].layer.p
         timer = PathTimer(positions: p.inH * p.inW)
+        cover = BlockCover(
+            depthwise: stages.depthwise.params, inputChannels: stages.expand?.params.inC ?? stages.depthwise.params.inC,
+            expands: stages.expand != nil)
     }
 
     /// Members that can run as one fused computation: all exact (they read the current input, no reference).
     static func canFuse(_ layers: [SkipConvLayer]) -> Bool { layers.allSatisfy(\.propagates) && layers.count > 1 }
-
-    /// Output rows per band of rectangles: the expand conv's halo rows (2 at stride 1, 1 at stride 2) are
-    /// recomputed once per band.
-    private var bandRows: Int { stages.depthwise.params.strideH == 1 ? 8 : 4 }
 
     /// The conv writing the block's input, when the block computes what it reads itself (set by `SkipExecutor`):
     /// the block runs after the conv's `select`, which leaves the conv's output unwritten.
@@ -108,7 +107,8 @@ final class SkipBlock {
         // it, small images) are replaced by the whole image as their cover: still the sparse path's choice, at the
         // dense cost, which is what is counted.
         if !plan.dense {
-            rectangles(covering: active)
+            active.runs(into: &runs)
+            cover.rectangles(covering: runs, cost: cost, into: &rects)
             plan.macs = rectangleMACs()
         }
         plan.wholeImage = plan.dense || plan.macs.total >= plan.macs.dense
@@ -149,98 +149,33 @@ final class SkipBlock {
             dirty: plan.dirty, active: plan.active, dense: plan.dense)
     }
 
-    /// An output rectangle and the input window it reads (clipped to the image). `computed`: the output columns
-    /// the fused kernel produces, `columns` plus, at stride 1, the window's halo columns (see `rectangles`).
-    struct Rectangle {
-        var rows: Range<Int>
-        var columns: Range<Int>
-        var windowRows: Range<Int>
-        var windowColumns: Range<Int>
-        var computed: Range<Int>
-    }
-
-    /// Sets `rects` to rectangles covering `active`: per band of `bandRows` output rows, the merged column runs,
-    /// each trimmed to the rows its runs reach (a changed tile's halo row reaching into the next band costs one row
-    /// there, not a band).
-    private func rectangles(covering active: SpatialMask) {
+    /// MACs per input-window position (the expand conv's, and a producer's) and per computed output position.
+    private var cost: BlockCover.Cost {
         let d = stages.depthwise.params
-        let s = d.strideH
-        // A "same" stride-1 conv computed over its whole window (halo columns included, discarded afterwards) has
-        // inW = outW and one column of padding: the depthwise kernel's flat path, not its row ring, which costs
-        // more than the two extra columns.
-        let sameSize = s == 1 && d.padLeft == 1 && d.inW == d.outW
-        // Likewise at stride 2 (one column of left padding, inW = 2·outW): computing one output column more on the
-        // left gives the window the same geometry (its first column stands where the padding was), so the expand
-        // GEMM stores its rows split by parity for the depthwise conv (`Kernels.ParitySplit`) instead of the
-        // depthwise conv splitting every window row again. The extra output reads that column as zero: discarded.
-        let halved = s == 2 && d.padLeft == 1 && d.inW == 2 * d.outW && stages.expand != nil
-        active.runs(into: &runs)
-        var first = 0
-        while first < runs.count {
-            let band = runs[first].y / bandRows
-            var last = first
-            while last < runs.count && runs[last].y / bandRows == band { last += 1 }
-            for (columns, rows) in Self.columnRuns(runs[first..<last], width: d.outW) {
-                let top = Swift.max(0, rows.lowerBound * s - d.padTop)
-                let left = Swift.max(0, columns.lowerBound * s - d.padLeft)
-                var window = left..<Swift.min(d.inW, (columns.upperBound - 1) * s - d.padLeft + 3)
-                var computed = sameSize ? window : columns
-                if halved {
-                    computed = Swift.max(0, columns.lowerBound - 1)..<columns.upperBound
-                    window = 2 * computed.lowerBound..<2 * computed.upperBound
-                }
-                rects.append(
-                    Rectangle(
-                        rows: rows, columns: columns,
-                        windowRows: top..<Swift.min(d.inH, (rows.upperBound - 1) * s - d.padTop + 3),
-                        windowColumns: window, computed: computed))
-            }
-            first = last
-        }
+        let expandMACs = stages.expand.map { $0.params.macs / max(1, d.inH * d.inW) } ?? 0
+        let dense = members.reduce(0) { $0 + $1.layer.p.macs }
+        let produced = producer.map { $0.p.macs / max(1, d.inH * d.inW) } ?? 0
+        return BlockCover.Cost(
+            input: expandMACs + produced, output: (dense - expandMACs * d.inH * d.inW) / max(1, d.outH * d.outW))
     }
 
     /// Positions `rects` compute (input windows, outputs), their MACs, and the block's dense MACs (a producer's
-    /// included in both).
+    /// included in both: the whole image costs it its dense MACs).
     private func rectangleMACs() -> (input: Int, output: Int, total: Int, dense: Int) {
-        let d = stages.depthwise.params
-        var (input, output) = (0, 0)
+        let cost = cost
+        var (input, output, total) = (0, 0, 0)
         for r in rects {
-            input += r.windowRows.count * r.windowColumns.count
-            output += r.rows.count * r.computed.count
+            input += r.windowPositions
+            output += r.outputPositions
+            total += cost.macs(r)
         }
-        let expandMACs = stages.expand.map { $0.params.macs / max(1, d.inH * d.inW) } ?? 0
-        let dense = members.reduce(0) { $0 + $1.layer.p.macs }
-        let outputMACs = (dense - expandMACs * d.inH * d.inW) / max(1, d.outH * d.outW)
-        // A producer computes the windows too: the whole image costs it its dense MACs.
-        let produced = producer.map { (input * ($0.p.macs / max(1, d.inH * d.inW)), $0.p.macs) } ?? (0, 0)
-        return (input, output, input * expandMACs + output * outputMACs + produced.0, dense + produced.1)
-    }
-
-    /// The union of a band's column runs, merged across gaps of up to 4 columns and widened to at least 8 (the
-    /// AVX2 depthwise rows' vector width), within `0 ..< width`; with each, the rows its runs lie on.
-    static func columnRuns(_ runs: ArraySlice<MaskRun>, width: Int) -> [(columns: Range<Int>, rows: Range<Int>)] {
-        let sorted = runs.sorted { $0.x0 < $1.x0 }
-        var merged: [(columns: Range<Int>, rows: Range<Int>)] = []
-        for r in sorted {
-            if let last = merged.last, r.x0 <= last.columns.upperBound + 4 {
-                merged[merged.count - 1] = (
-                    last.columns.lowerBound..<Swift.max(last.columns.upperBound, r.x1),
-                    Swift.min(last.rows.lowerBound, r.y)..<Swift.max(last.rows.upperBound, r.y + 1)
-                )
-            } else {
-                merged.append((r.x0..<r.x1, r.y..<r.y + 1))
-            }
-        }
-        return merged.map { m in
-            guard m.columns.count < 8 && width >= 8 else { return m }
-            let lo = Swift.min(m.columns.lowerBound, width - 8)
-            return (lo..<lo + 8, m.rows)
-        }
+        let dense = members.reduce(0) { $0 + $1.layer.p.macs } + (producer?.p.macs ?? 0)
+        return (input, output, total, dense)
     }
 
     /// Recomputes output `rect.rows × rect.columns` from a copy of its input window (or the window computed by
     /// `producer`).
-    private func rectangle(_ rect: Rectangle, producer: SkipConvLayer?) {
+    private func rectangle(_ rect: BlockCover.Rectangle, producer: SkipConvLayer?) {
         let d = stages.depthwise.params
         let (rows, columns, iy, ix) = (rect.rows, rect.computed, rect.windowRows, rect.windowColumns)
         let cin = stages.expand?.params.inC ?? d.inC
