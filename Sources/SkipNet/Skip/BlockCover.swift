@@ -7,8 +7,9 @@
 /// So the cover starts from thin bands (`bandRows` output rows: one rectangle per group of column runs, trimmed to
 /// the rows they lie on) and merges each new rectangle into the one of its band or the band above whose hull saves
 /// the most MACs, if any does, while the hull's window stays within `windowFloats` (it is copied out and read back
-/// while in cache). On CenterFace at θ = 6 with 32-pixel tiles this cut the expand convs' window positions from
-/// 1.4–2.2× the changed inputs to 1.0–2.0× (the exact set of inputs read: 1.0–1.5×).
+/// while in cache). On CenterFace at θ = 6 with 32-pixel tiles (40 frames) this cut the expand convs' window
+/// positions from 1.23–2.18× the changed inputs (8-row bands) to 1.01–2.03× (the exact set of inputs read:
+/// 1.00–1.56×).
 struct BlockCover {
     /// An output rectangle and the input window it reads (clipped to the image). `computed`: the output columns
     /// the fused kernel produces, `columns` plus, at stride 1, the window's halo columns (see `rectangle`).
