@@ -52,22 +52,26 @@ struct BlockCover {
 
     /// Appends to `rects` rectangles covering `runs` (a mask's runs, in row order).
     func rectangles(covering runs: [MaskRun], cost: Cost, into rects: inout [Rectangle]) {
+        // Indices of the rectangles that reach into the band above or this one: the only ones to merge with.
+        var open: [Int] = []
         var first = 0
         while first < runs.count {
             let band = runs[first].y / bandRows
             var last = first
             while last < runs.count && runs[last].y / bandRows == band { last += 1 }
+            let above = (band - 1) * bandRows
+            open.removeAll { rects[$0].rows.upperBound <= above }
             for (columns, rows) in Self.columnRuns(runs[first..<last], width: depthwise.outW, minimum: minimumWidth) {
-                add(rectangle(rows: rows, columns: columns), cost: cost, above: (band - 1) * bandRows, to: &rects)
+                add(rectangle(rows: rows, columns: columns), cost: cost, open: &open, to: &rects)
             }
             first = last
         }
     }
 
-    /// Appends `r`, or replaces the rectangle ending below row `above` whose hull with `r` saves the most MACs.
-    private func add(_ r: Rectangle, cost: Cost, above: Int, to rects: inout [Rectangle]) {
+    /// Appends `r`, or replaces the rectangle of `open` whose hull with `r` saves the most MACs.
+    private func add(_ r: Rectangle, cost: Cost, open: inout [Int], to rects: inout [Rectangle]) {
         var best: (index: Int, saving: Int, hull: Rectangle)?
-        for i in rects.indices.reversed() where rects[i].rows.upperBound > above {
+        for i in open.reversed() {
             let a = rects[i]
             let hull = rectangle(
                 rows: min(a.rows.lowerBound, r.rows.lowerBound)..<max(a.rows.upperBound, r.rows.upperBound),
@@ -77,7 +81,12 @@ struct BlockCover {
             let saving = cost.macs(a) + cost.macs(r) - cost.macs(hull)
             if saving > (best?.saving ?? 0) { best = (i, saving, hull) }
         }
-        if let best { rects[best.index] = best.hull } else { rects.append(r) }
+        if let best {
+            rects[best.index] = best.hull
+        } else {
+            open.append(rects.count)
+            rects.append(r)
+        }
     }
 
     /// The rectangle computing output `rows × columns`, with its input window (clipped to the image).
