@@ -47,7 +47,8 @@ struct BlockCover {
     var bandRows: Int { depthwise.strideH == 1 ? 2 : 4 }
 
     /// Narrow rectangles are widened to this many output columns: at stride 2, 7 (with the column added on the
-    /// left, the 8 that `Kernels.ParitySplit` needs); at stride 1, 4.
+    /// left, the 8 that `Kernels.ParitySplit` needs; at the image's left edge, with no column to add, 7 take the
+    /// unsplit path); at stride 1, 4.
     var minimumWidth: Int { depthwise.strideH == 1 ? 4 : 7 }
 
     /// Appends to `rects` rectangles covering `runs` (a mask's runs, in row order).
@@ -73,10 +74,10 @@ struct BlockCover {
         var best: (index: Int, saving: Int, hull: Rectangle)?
         for i in open.reversed() {
             let a = rects[i]
-            let hull = rectangle(
-                rows: min(a.rows.lowerBound, r.rows.lowerBound)..<max(a.rows.upperBound, r.rows.upperBound),
-                columns: min(
-                    a.columns.lowerBound, r.columns.lowerBound)..<max(a.columns.upperBound, r.columns.upperBound))
+            let rows = min(a.rows.lowerBound, r.rows.lowerBound)..<max(a.rows.upperBound, r.rows.upperBound)
+            let columns =
+                min(a.columns.lowerBound, r.columns.lowerBound)..<max(a.columns.upperBound, r.columns.upperBound)
+            let hull = rectangle(rows: rows, columns: columns)
             guard inputChannels * hull.windowPositions <= Self.windowFloats else { continue }
             let saving = cost.macs(a) + cost.macs(r) - cost.macs(hull)
             if saving > (best?.saving ?? 0) { best = (i, saving, hull) }

@@ -5,8 +5,9 @@
 /// cache, as in the dense executor.
 ///
 /// Per frame the outputs to recompute are the depthwise footprint `A` of the input's changed positions. `A` is
-/// covered by rectangles (``BlockCover``); each rectangle's input window (its halo included) is copied out, the fused kernel runs on it with the image's padding only on the sides that touch the
-/// image border, and the result is copied into the block's output. When the input changed everywhere, above the
+/// covered by rectangles (``BlockCover``); each rectangle's input window (its halo included) is copied out, the
+/// fused kernel runs on it with the image's padding only on the sides that touch the image border, and the result
+/// is copied into the block's output. When the input changed everywhere, above the
 /// break-even density (measured per block; until then the depthwise conv's setting), or when the rectangles would
 /// cost more MACs than the whole image, the fused kernel runs over the whole image instead.
 ///
