@@ -7,9 +7,9 @@
 /// Per frame the outputs to recompute are the depthwise footprint `A` of the input's changed positions. `A` is
 /// covered by rectangles (``BlockCover``); each rectangle's input window (its halo included) is copied out, the
 /// fused kernel runs on it with the image's padding only on the sides that touch the image border, and the result
-/// is copied into the block's output. When the input changed everywhere, above the
-/// break-even density (measured per block; until then the depthwise conv's setting), or when the rectangles would
-/// cost more MACs than the whole image, the fused kernel runs over the whole image instead.
+/// is copied into the block's output. When the input changed everywhere, above the break-even density (measured
+/// per block; until then the depthwise conv's setting), or when the rectangles would cost more MACs than the whole
+/// image, the fused kernel runs over the whole image instead.
 ///
 /// The intermediate tensors are never written: no conv of the block reads them again, since the block always
 /// recomputes from its input, which every rectangle reads whole.
@@ -40,6 +40,8 @@ final class SkipBlock {
     private var timer: PathTimer
     private let depthwise: SkipConvLayer
     private let depthwiseIndex: Int
+    /// Σ the members' dense MACs.
+    private let denseMACs: Int
 
     var input: Int { members[0].input }
 
@@ -50,6 +52,7 @@ final class SkipBlock {
         self.kernels = kernels
         depthwiseIndex = stages.expand == nil ? 0 : 1
         depthwise = members[depthwiseIndex].layer
+        denseMACs = members.reduce(0) { $0 + $1.layer.p.macs }
         let p = members[0].layer.p
         timer = PathTimer(positions: p.inH * p.inW)
         cover = BlockCover(
@@ -122,7 +125,7 @@ final class SkipBlock {
         if plan.wholeImage {
             if let producer {
                 let t = ContinuousClock.now
-                producer.produceAll(scratch: scratch)
+                producer.computeAll(scratch: scratch)
                 plan.produced = (d.inH * d.inW, (ContinuousClock.now - t).seconds)
             }
             runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
@@ -154,10 +157,9 @@ final class SkipBlock {
     private var cost: BlockCover.Cost {
         let d = stages.depthwise.params
         let expandMACs = stages.expand.map { $0.params.macs / max(1, d.inH * d.inW) } ?? 0
-        let dense = members.reduce(0) { $0 + $1.layer.p.macs }
         let produced = producer.map { $0.p.macs / max(1, d.inH * d.inW) } ?? 0
         return BlockCover.Cost(
-            input: expandMACs + produced, output: (dense - expandMACs * d.inH * d.inW) / max(1, d.outH * d.outW))
+            input: expandMACs + produced, output: (denseMACs - expandMACs * d.inH * d.inW) / max(1, d.outH * d.outW))
     }
 
     /// Positions `rects` compute (input windows, outputs), their MACs, and the block's dense MACs (a producer's
@@ -170,7 +172,7 @@ final class SkipBlock {
             output += r.outputPositions
             total += cost.macs(r)
         }
-        let dense = members.reduce(0) { $0 + $1.layer.p.macs } + (producer?.p.macs ?? 0)
+        let dense = denseMACs + (producer?.p.macs ?? 0)
         return (input, output, total, dense)
     }
 
@@ -245,7 +247,7 @@ final class SkipBlock {
     private func record(
         seconds: Double, inputPositions: Int, outputPositions: Int, dirty: Int, active: Int, dense: Bool
     ) {
-        let total = Double(max(1, members.reduce(0) { $0 + $1.layer.p.macs }))
+        let total = Double(max(1, denseMACs))
         for m in members {
             let isExpand = m.layer !== depthwise && m.input == input
             m.layer.recordBlock(

@@ -221,13 +221,11 @@ final class SkipConvLayer: SkipLayer {
         let start = ContinuousClock.now
         // A full mask runs dense: the sparse path would compute the same outputs with its gather on top.
         if breakEven < 1 && (active.isFull || timer.choosesDense(density: active.density, otherwise: breakEven)) {
-            Kernels.conv2d(
-                p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
-                kernels: kernels, packed: packed)
+            computeAll(scratch: scratch)
             timer.recordDense((ContinuousClock.now - start).seconds)
             account(
                 active: p.outH * p.outW, executed: p.macs, gate: gateOps, dense: true,
-                selected: active.count * (p.macs / (p.outH * p.outW)))
+                selected: active.count * macsPerOutput)
         } else {
             active.runs(into: &scratch.runs)
             scratch.runs.merge(gap: mergeGap)
@@ -247,8 +245,8 @@ final class SkipConvLayer: SkipLayer {
             }
             timer.recordSparse((ContinuousClock.now - start).seconds, positions: computed)
             account(
-                active: computed, executed: computed * (p.macs / (p.outH * p.outW)), gate: gateOps, dense: false,
-                selected: active.count * (p.macs / (p.outH * p.outW)))
+                active: computed, executed: computed * macsPerOutput, gate: gateOps, dense: false,
+                selected: active.count * macsPerOutput)
         }
         stats.breakEven = timer.breakEven ?? 0
     }
@@ -256,7 +254,7 @@ final class SkipConvLayer: SkipLayer {
     // MARK: - Feeding a block
 
     /// Whether a block reading this layer's output can compute the windows it reads itself (`produce`): a first
-    /// conv with the stem kernel. Its output is then written only on keyframes and dense frames (`produceAll`).
+    /// conv with the stem kernel. Its output is then written only on keyframes and dense frames (`computeAll`).
     var feedsWindows: Bool { stem != nil }
 
     /// Computes output rows × columns of `conv(source)` (after `select`) into `window`, channel planes `plane`
@@ -271,8 +269,9 @@ final class SkipConvLayer: SkipLayer {
         }
     }
 
-    /// Writes every output of `conv(source)` (after `select`), for a fed block that runs the whole image.
-    func produceAll(scratch: SkipScratch) {
+    /// Writes every output of `conv(source)` with the dense kernel: a dense recompute, or a fed block that runs the
+    /// whole image (after `select`).
+    func computeAll(scratch: SkipScratch) {
         Kernels.conv2d(
             p, input: source, weight: weight, bias: bias, output: y, scratch: scratch.dense, activation: activation,
             kernels: kernels, packed: packed)
@@ -280,7 +279,7 @@ final class SkipConvLayer: SkipLayer {
 
     /// A fed block computed `positions` of this layer's outputs in `seconds` this frame (after `select`).
     func recordProduced(seconds: Double, positions: Int, dense: Bool) {
-        let perPosition = p.macs / (p.outH * p.outW)
+        let perPosition = macsPerOutput
         stats.seconds += seconds
         account(
             active: positions, executed: positions * perPosition, gate: gateOps, dense: dense,
@@ -289,11 +288,13 @@ final class SkipConvLayer: SkipLayer {
 
     func addTime(_ duration: Duration) { stats.seconds += duration.seconds }
 
+    private var macsPerOutput: Int { p.macs / (p.outH * p.outW) }
+
     /// The layer ran inside its block (`SkipBlock`): `computed` positions recomputed in `seconds`, of which
     /// `selected` changed; `breakEven`: the block's measured density of changed input positions above which it
     /// runs the whole image (nil until measured).
     func recordBlock(seconds: Double, computed: Int, selected: Int, dense: Bool, breakEven: Double?) {
-        let perPosition = p.macs / (p.outH * p.outW)
+        let perPosition = macsPerOutput
         stats.seconds += seconds
         stats.breakEven = breakEven ?? 0
         account(
