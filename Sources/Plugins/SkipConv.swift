@@ -16,8 +16,11 @@ import SkipNet
 /// frame, a new frame size, every `refresh` frames run, and a scene cut.
 ///
 /// Settings: `thresholds=FILE` (a `skipd calibrate` sidecar) is the base; `gate`, `input-threshold`, `threshold`,
-/// `block` and `refresh` override it only when written in the pipeline (a written `threshold` is relative to each
-/// layer's RMS). The sidecar's per-layer thresholds win over both for their layers. Without a sidecar the
+/// `block`, `refresh`, `context` and `rolling-refresh` override it only when written in the pipeline (a written
+/// `threshold` is relative to each layer's RMS). `context=R` bounds each change's reach to R model-input pixels past
+/// the first layer, so the deep layers' work follows the changed area instead of its growing footprint; what lies
+/// beyond is brought back by `rolling-refresh=N` (every layer recomputes one band of rows a frame, the whole image
+/// every N frames). The sidecar's per-layer thresholds win over both for their layers. Without a sidecar the
 /// properties, with their defaults, are the settings. After a `policy`, each input scale keeps its own skip-conv
 /// state (a frame at another scale than the last run compares against that scale's references everywhere), and
 /// blocks that changed on skipped frames join the next run's mask. Attaches ``ModelOutputs``, ``ComputeCost`` and
@@ -42,6 +45,12 @@ public struct SkipConv: Stage {
                 "settings sidecar from skipd calibrate (none: \"\"): the base; properties written here override it"),
             .int("block", default: 16, range: 1...1024, "tile side in model-input pixels, gated as one"),
             .int("refresh", default: 300, range: 0...1_000_000, "dense keyframe every this many frames run; 0: never"),
+            .int(
+                "context", default: 0, range: 0...100_000,
+                "bounded context: follow a change only this many model-input pixels past the first layer; 0: exact"),
+            .int(
+                "rolling-refresh", default: 0, range: 0...1_000_000,
+                "recompute every layer over one band of rows per frame, all rows every this many frames; 0: off"),
         ])
 
     private let options: ModelOptions
@@ -98,6 +107,8 @@ public struct SkipConv: Stage {
         }
         if applies("block") { settings.block = properties.int("block") }
         if applies("refresh") { settings.refresh = properties.int("refresh") }
+        if applies("context") { settings.context = properties.int("context") }
+        if applies("rolling-refresh") { settings.rollingRefresh = properties.int("rolling-refresh") }
         return settings
     }
 

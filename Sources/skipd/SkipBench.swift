@@ -27,6 +27,11 @@ struct SkipBench: AsyncParsableCommand {
     @Option(help: "Threshold of the other layers (× their RMS; 0: exact propagation).") var threshold: Float = 0
     @Option(help: "Tile side in input pixels.") var block = 16
     @Option(help: "Dense keyframe every N frames (0: never).") var refresh = 300
+    @Option(help: "Bounded context in input pixels (0: exact propagation).") var context = 0
+    @Option(help: "Pixels over the first layer's threshold a block needs to count as changed (1: any).")
+    var minPixels = 1
+    @Option(help: "Rolling refresh: every layer recomputes the whole image once per N frames, a band a frame (0: off).")
+    var rolling = 0
     @Option(help: "Skip settings file (from `skipd calibrate`); --sweep then scales its per-layer thresholds.")
     var settings: String?
     @Option(help: "Oracle input threshold in grey levels (default: the row's first-layer threshold).")
@@ -39,6 +44,7 @@ struct SkipBench: AsyncParsableCommand {
         guard scale >= 1, frames > 0, threads > 0, block > 0 else {
             throw ValidationError("scale, frames, threads and block must be positive")
         }
+        guard context >= 0, rolling >= 0 else { throw ValidationError("context and rolling must be 0 or positive") }
         guard let gateKind = GateKind(rawValue: gate) else {
             throw ValidationError("--gate must be one of \(GateKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -60,6 +66,11 @@ struct SkipBench: AsyncParsableCommand {
                 s.block = block
                 s.refresh = refresh
                 base = s
+            }
+            if minPixels > 1 { base!.minPixels = minPixels }
+            if context > 0 || rolling > 0 {
+                base!.context = context
+                base!.rollingRefresh = rolling
             }
             try bench(images, base: base!, sweep: values.compactMap { $0 })
         } catch {
@@ -96,7 +107,8 @@ struct SkipBench: AsyncParsableCommand {
         print(
             "model \(model) input \(input.shape.shapeText), \(String(format: "%.2f", Double(ModelSummary(graph).totalMACs) / 1e9)) GMAC; "
                 + "\(images.count) frames of \(video)\(scale > 1 ? " ×\(scale)" : ""); BLAS \(Kernels.blasCoreName()), "
-                + "\(threads) thread(s); gate \(base.gate.rawValue), block \(base.block) px, refresh \(base.refresh)")
+                + "\(threads) thread(s); gate \(base.gate.rawValue), block \(base.block) px, refresh \(base.refresh), "
+                + "min-pixels \(base.minPixels), context \(base.context) px, rolling refresh \(base.rollingRefresh)")
         var csvLines = [
             "setting,frame,keyframe,dense_ms,skip_ms,selected_macs,executed_macs,oracle_macs,dense_macs,rel_l2_max"
         ]

@@ -7,15 +7,16 @@ import Testing
 /// relative (max-abs difference over max-abs value) on every frame, with the sparse path forced (no dense fallback,
 /// no scene cut) so that frames after the first really go through partial recomputes. Two ways to be exact: every
 /// layer propagating exactly (threshold 0), and every layer gated by the output-norm bound at the smallest positive ε
-/// (gates, commits into the reference and tiles all in play).
+/// (gates, commits into the reference and tiles all in play). A context wider than the image with a rolling refresh
+/// (bounds computed, the band recomputed on every frame) must change nothing.
 @Suite struct SkipExecutorRealFramesTests {
     @Test(arguments: [
-        (GateKind.inputSelect, Float(0), 16), (.outputNorm, .leastNonzeroMagnitude, 16),
-        (.outputNorm, .leastNonzeroMagnitude, 64),
+        (GateKind.inputSelect, Float(0), 16, 0), (.outputNorm, .leastNonzeroMagnitude, 16, 0),
+        (.outputNorm, .leastNonzeroMagnitude, 64, 0), (.outputNorm, .leastNonzeroMagnitude, 16, 100_000),
     ])
-    func exactAtZeroThreshold(gate: GateKind, epsilon: Float, block: Int) throws {
+    func exactAtZeroThreshold(gate: GateKind, epsilon: Float, block: Int, context: Int) throws {
         try withRealFrames(Array(100..<106)) { graph, meta, dir in
-            try exactAtZeroThreshold(gate, epsilon, block, graph, meta, dir)
+            try exactAtZeroThreshold(gate, epsilon, block, context, graph, meta, dir)
         }
     }
 
@@ -36,7 +37,8 @@ import Testing
     }
 
     private func exactAtZeroThreshold(
-        _ gate: GateKind, _ epsilon: Float, _ block: Int, _ graph: Graph, _ meta: DenseExecutorTests.Meta, _ dir: URL
+        _ gate: GateKind, _ epsilon: Float, _ block: Int, _ context: Int, _ graph: Graph,
+        _ meta: DenseExecutorTests.Meta, _ dir: URL
     ) throws {
         var settings = SkipSettings()
         settings.gate = gate
@@ -46,6 +48,8 @@ import Testing
         settings.block = block
         settings.breakEven = 1
         settings.sceneCut = 2
+        settings.context = context
+        settings.rollingRefresh = context > 0 ? 3 : 0
         let executor = try SkipExecutor(graph: graph, settings: settings)
         let names = graph.outputs.map { graph.values[$0].name }
         for frame in meta.frames {

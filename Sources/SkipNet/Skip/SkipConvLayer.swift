@@ -35,6 +35,9 @@ final class SkipConvLayer: SkipLayer {
     private let evaluated: SpatialMask
     /// Input positions whose residual exceeds θ (input-select).
     private let hot: SpatialMask
+    /// Input-select counts a `tile`-pixel block of the input as hot only when at least `minimum` of its positions
+    /// exceed θ (``SkipSettings/minPixels``); nil: every position over θ counts.
+    private let hotFilter: (tile: Int, minimum: Int)?
     private var timer: PathTimer
     let active: SpatialMask
     let commit: SpatialMask
@@ -56,8 +59,10 @@ final class SkipConvLayer: SkipLayer {
         name: String, params: Conv2DParams, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         activation: Kernels.Activation, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         gate: GateKind, threshold: Float, relative: Bool, gumbel: GumbelGate?, tile: Int, breakEven: Double,
-        dilation: Int, kernels: KernelSet = .portable, packed: UnsafePointer<Float>? = nil
+        dilation: Int, kernels: KernelSet = .portable, packed: UnsafePointer<Float>? = nil,
+        hotFilter: (tile: Int, minimum: Int)? = nil
     ) {
+        self.hotFilter = hotFilter
         self.kernels = kernels
         self.packed = packed
         p = params
@@ -185,6 +190,7 @@ final class SkipConvLayer: SkipLayer {
                         threshold: threshold, into: h.baseAddress! + at, kernels: kernels)
                 }
             }
+            if let hotFilter { hot.dropSparseTiles(tile: hotFilter.tile, minimum: hotFilter.minimum) }
             map.footprint(of: hot, into: active)
         } else {
             if dirty.isFull { evaluated.fill() } else { map.footprint(of: dirty, into: evaluated) }

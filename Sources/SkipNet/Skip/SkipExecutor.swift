@@ -21,6 +21,10 @@ public final class SkipExecutor {
     private let scratch: SkipScratch
     private let inputValue: Int
     private var framesSinceKeyframe = 0
+    /// Bounded context and rolling refresh; nil when neither is set (exact propagation).
+    private let bounds: ContextBounds?
+    /// Frames run since the rolling refresh started its rotation (the band's position).
+    private var bandFrame = 0
     private var needsKeyframe = true
     public private(set) var frames = 0
     public private(set) var keyframes = 0
@@ -69,6 +73,12 @@ public final class SkipExecutor {
         guard inputShape.count == 4, inputShape[0] == 1 else {
             throw ModelError("the skip executor runs one NCHW image per frame; the input is \(inputShape.shapeText)")
         }
+        guard settings.context >= 0, settings.rollingRefresh >= 0, settings.minPixels >= 0 else {
+            throw ModelError("context, rolling refresh and min-pixels must be 0 (off) or positive")
+        }
+        bounds =
+            settings.context > 0 || settings.rollingRefresh > 0
+            ? ContextBounds(radius: settings.context, imageWidth: inputShape[3], imageHeight: inputShape[2]) : nil
         var columns = 0
         var product = 0
         var denseScratch = 0
@@ -117,7 +127,8 @@ public final class SkipExecutor {
                     threshold: threshold.value, relative: threshold.relative, gumbel: settings.gumbel[name],
                     tile: settings.block / stride, breakEven: settings.breakEven(for: name),
                     dilation: inputs[0] == inputValue ? settings.dilation : 0, kernels: dense.kernels,
-                    packed: dense.packedForAVX2(weight!, p))
+                    packed: dense.packedForAVX2(weight!, p),
+                    hotFilter: readsInput && settings.minPixels > 1 ? (settings.block, settings.minPixels) : nil)
                 let need = SkipConvLayer.scratchNeeds(p)
                 (columns, product) = (max(columns, need.columns), max(product, need.product))
                 denseScratch = max(denseScratch, Kernels.conv2dScratchCount(p))
@@ -197,8 +208,10 @@ public final class SkipExecutor {
                 if keyframe {
                     layer.keyframe(changed: changed[output]!, scratch: scratch)
                 } else {
+                    if !first { bound(changed[input]!) }
                     let density = layer.frame(dirty: changed[input]!, changed: changed[output]!, scratch: scratch)
                     if first && density > settings.sceneCut { keyframe = true }
+                    if first && !keyframe { beginBounds(changed[output]!) }
                 }
                 executed += layer.stats.lastExecutedMACs
                 selected += layer.stats.lastSelectedMACs
@@ -222,6 +235,7 @@ public final class SkipExecutor {
                     Kernels.binary(op, a: pa + offset, b: pb + offset, output: py + offset, count: n)
                 }
             case .block(let block):
+                if !keyframe { bound(changed[block.input]!) }
                 block.frame(
                     dirty: changed[block.input]!, changed: { changed[$0]! }, keyframe: keyframe, scratch: scratch)
                 for m in block.members {
@@ -234,8 +248,14 @@ public final class SkipExecutor {
                 if keyframe {
                     layer.keyframe(changed: changed[output]!, scratch: scratch)
                 } else {
+                    if !first { bound(changed[input]!) }
                     let density = layer.select(dirty: changed[input]!, changed: changed[output]!, scratch: scratch)
                     if first && density > settings.sceneCut { keyframe = true }
+                    if first && !keyframe {
+                        beginBounds(changed[output]!)
+                        // The block reads this conv's output as its changed input: the band joins it there.
+                        bounds?.addBand(to: changed[output]!)
+                    }
                 }
                 layer.addTime(ContinuousClock.now - start)
                 // After a scene cut found by `select` the block runs whole but the conv's output is not written yet.
@@ -266,8 +286,10 @@ public final class SkipExecutor {
         if keyframe {
             keyframes += 1
             framesSinceKeyframe = 1
+            bandFrame = 0
         } else {
             framesSinceKeyframe += 1
+            bandFrame += 1
         }
         needsKeyframe = false
         lastWasKeyframe = keyframe
@@ -276,6 +298,23 @@ public final class SkipExecutor {
         lastSelectedMACs = selected
         selectedMACs += selected
         frames += 1
+    }
+
+    /// Starts the frame's bounds from what the first layer recomputes.
+    private func beginBounds(_ firstChanged: SpatialMask) {
+        guard let bounds else { return }
+        bounds.begin(changed: firstChanged, band: refreshBand)
+    }
+
+    /// Limits a later layer's changed input to the frame's bounds (nothing without them).
+    private func bound(_ dirty: SpatialMask) {
+        guard let bounds else { return }
+        if settings.context > 0 { bounds.clip(dirty) } else { bounds.addBand(to: dirty) }
+    }
+
+    /// The image rows the rolling refresh recomputes this frame.
+    var refreshBand: Range<Int> {
+        ContextBounds.band(bandFrame, of: settings.rollingRefresh, imageHeight: inputShape[2])
     }
 
     /// Replaces each run of steps that is one of the dense executor's fused blocks, with exact skip layers only, by

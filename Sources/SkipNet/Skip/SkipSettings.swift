@@ -29,6 +29,10 @@ public struct GumbelGate: Codable, Sendable, Equatable {
 /// `skipconv` stage loads. Every field has a default, so `{}` is a valid file.
 public struct SkipSettings: Codable, Sendable, Equatable {
     public var gate: GateKind = .inputSelect
+    /// A `block`-pixel block of the model input counts as changed at the first layer only when at least this many
+    /// of its pixels exceed `inputThreshold` (0 or 1: any one does). A codec's noise crosses the threshold at
+    /// scattered pixels all over a still image; an object that moves crosses it at many pixels of a block.
+    public var minPixels: Int = 1
     /// Threshold of the layers that read the model input, in model-input units (grey levels for a model fed raw
     /// 0–255 pixels): the change a camera's noise must exceed to be recomputed at all.
     public var inputThreshold: Float = 4
@@ -45,6 +49,14 @@ public struct SkipSettings: Codable, Sendable, Equatable {
     public var block: Int = 16
     /// Dense keyframe every this many frames (0: never).
     public var refresh: Int = 300
+    /// Bounded context, in input pixels: past the first layer, a change's influence is followed only this far from
+    /// what the first layer recomputed (``ContextBounds``); 0: unbounded, every layer recomputes the whole
+    /// footprint of the change (exact propagation).
+    public var context: Int = 0
+    /// Rolling refresh: every layer past the first recomputes one band of image rows per frame, in rotation, so the
+    /// whole image is recomputed once every this many frames (0: off). With a bounded context, this is what
+    /// brings back the influence followed no further than `context`.
+    public var rollingRefresh: Int = 0
     /// Dense keyframe when the first layer would recompute more than this fraction of its outputs.
     public var sceneCut: Double = 0.6
     /// Dilation, in positions, of the first layer's active outputs (absorbs codec noise at object edges).
@@ -64,11 +76,14 @@ public struct SkipSettings: Codable, Sendable, Equatable {
         let d = SkipSettings()
         gate = try c.decodeIfPresent(GateKind.self, forKey: .gate) ?? d.gate
         inputThreshold = try c.decodeIfPresent(Float.self, forKey: .inputThreshold) ?? d.inputThreshold
+        minPixels = try c.decodeIfPresent(Int.self, forKey: .minPixels) ?? d.minPixels
         threshold = try c.decodeIfPresent(Float.self, forKey: .threshold) ?? d.threshold
         relative = try c.decodeIfPresent(Bool.self, forKey: .relative) ?? d.relative
         thresholds = try c.decodeIfPresent([String: Float].self, forKey: .thresholds) ?? d.thresholds
         block = try c.decodeIfPresent(Int.self, forKey: .block) ?? d.block
         refresh = try c.decodeIfPresent(Int.self, forKey: .refresh) ?? d.refresh
+        context = try c.decodeIfPresent(Int.self, forKey: .context) ?? d.context
+        rollingRefresh = try c.decodeIfPresent(Int.self, forKey: .rollingRefresh) ?? d.rollingRefresh
         sceneCut = try c.decodeIfPresent(Double.self, forKey: .sceneCut) ?? d.sceneCut
         dilation = try c.decodeIfPresent(Int.self, forKey: .dilation) ?? d.dilation
         breakEven = try c.decodeIfPresent(Double.self, forKey: .breakEven) ?? d.breakEven

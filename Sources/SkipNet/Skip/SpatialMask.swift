@@ -52,6 +52,35 @@ public final class SpatialMask {
         count = Self.setCount(bits)
     }
 
+    /// Keeps only the positions `other` (same size) also holds.
+    public func formIntersection(_ other: SpatialMask) {
+        precondition(other.width == width && other.height == height, "mask sizes differ")
+        if isEmpty || other.isFull { return }
+        if other.isEmpty { return clear() }
+        bits.withUnsafeMutableBufferPointer { b in
+            other.bits.withUnsafeBufferPointer { o in andRow(b.baseAddress!, o.baseAddress!, b.count) }
+        }
+        count = Self.setCount(bits)
+    }
+
+    /// Clears every `tile`×`tile` block holding fewer than `minimum` set positions: isolated positions (a codec's
+    /// noise) go, a block where many changed (something moved) stays.
+    public func dropSparseTiles(tile: Int, minimum: Int) {
+        if minimum <= 1 || tile < 1 || isEmpty { return }
+        let (w, h) = (width, height)
+        withBits { b in
+            for ty in stride(from: 0, to: h, by: tile) {
+                let rows = ty..<Swift.min(h, ty + tile)
+                for tx in stride(from: 0, to: w, by: tile) {
+                    let columns = tx..<Swift.min(w, tx + tile)
+                    var n = 0
+                    for y in rows { for x in columns { n += Int(b[y * w + x]) } }
+                    if n > 0 && n < minimum { for y in rows { for x in columns { b[y * w + x] = 0 } } }
+                }
+            }
+        }
+    }
+
     /// Set positions, 8 at a time: each byte is 0 or 1, so multiplying a word by 0x0101…01 sums its bytes into the
     /// top byte (at most 8: no carry). `nonzeroBitCount` would be a software popcount in a baseline x86-64 build.
     private static func setCount(_ bits: [UInt8]) -> Int {
