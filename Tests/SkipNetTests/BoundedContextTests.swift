@@ -81,8 +81,8 @@ import Testing
     }
 
     /// A 16×16 patch changes at image pixels 32…47. Exact propagation recomputes the change's whole footprint;
-    /// with a 16-pixel context, every recomputed output lies within the patch ± (16 + 64) pixels (64: the kernel
-    /// reach a layer adds past its clipped input, at most 32 pixels at the stride-32 layers, twice for slack), the
+    /// with a 16-pixel context, every recomputed output lies within the patch ± (16 + 32) pixels (32: the first
+    /// layer's 16-pixel tiles and 3×3 window around the patch; past it, no layer recomputes outside the region), the
     /// recomputed set is smaller, and every other output keeps the previous frame's value to the bit.
     @Test func changeIsFollowedOnlyWithinTheContext() throws {
         let graph = try Self.centerFace()
@@ -103,6 +103,18 @@ import Testing
             #expect(executor.keyframes == 1)
             let heat = executor.changedPositions(ofOutput: 0)
             counts.append(heat.count)
+            if context > 0 {
+                // The first conv (3×3, stride 2, 8-position tiles) recomputes image pixels 32…63; the region is
+                // that ± 16, 16…79. No value past the input changed outside it, at any depth.
+                for (v, value) in graph.values.enumerated() where v != graph.inputs[0] && value.shape.count == 4 {
+                    guard let mask = executor.changedPositions(ofValue: v) else { continue }  // folded away
+                    let (sx, sy) = (256 / value.shape[3], 192 / value.shape[2])
+                    for p in positions(mask) {
+                        let inside = p.x * sx < 80 && (p.x + 1) * sx > 16 && p.y * sy < 80 && (p.y + 1) * sy > 16
+                        #expect(inside, "\(value.name) \(p)")
+                    }
+                }
+            }
             for k in graph.outputs.indices {
                 let changed = executor.changedPositions(ofOutput: k)
                 let s = graph.shape(of: graph.outputs[k])
@@ -112,7 +124,7 @@ import Testing
                     for x in 0..<s[3] {
                         if changed[x, y] {
                             if context > 0 {
-                                let reach = (32 - 80)..<(48 + 80)
+                                let reach = (32 - 48)..<(48 + 48)
                                 #expect(
                                     reach.contains(y * stride) && reach.contains(x * stride), "output \(k) (\(y), \(x))"
                                 )

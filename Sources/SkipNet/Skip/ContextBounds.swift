@@ -4,6 +4,10 @@
 /// nearly the whole image; clipped here, each layer's work follows the changed area instead, and what lies beyond the
 /// radius keeps its value until the band passes over it (every `rollingRefresh` frames).
 ///
+/// Both sides of a layer are limited: its changed input (``clip(_:)``), so a dense step's "changed everywhere" does
+/// not spread, and the outputs it recomputes (``limit(_:)``), so the kernel's reach does not grow the region layer
+/// after layer: a layer's outputs stay within the region even where its window reads a changed input outside it.
+///
 /// Each plane's positions are mapped to image pixels by the plane's own stride (image size / plane size), so the
 /// same radius holds at every depth. One instance per executor; ``begin(changed:band:)`` starts a frame.
 final class ContextBounds {
@@ -54,13 +58,18 @@ final class ContextBounds {
 
     /// Limits `mask` (where a layer's input changed) to the allowed positions of its plane, then adds the band.
     func clip(_ mask: SpatialMask) {
+        limit(mask)
+        addBand(to: mask)
+    }
+
+    /// Limits `mask` (the outputs a layer would recompute) to the allowed positions of its plane and the band.
+    func limit(_ mask: SpatialMask) {
         let size = PlaneSize(width: mask.width, height: mask.height)
         if !built.contains(size) {
             build(size)
             built.insert(size)
         }
         mask.formIntersection(allowed[size]!)
-        addBand(to: mask)
     }
 
     /// The image rows of the rolling refresh on frame `frame` of a rotation over `bands` frames: band `frame mod
@@ -88,7 +97,8 @@ final class ContextBounds {
         }
     }
 
-    /// A position is allowed when the first layer changed something within `radius` image pixels of its area.
+    /// A position is allowed when the first layer changed something within `radius` image pixels of its area, or
+    /// when it lies in the band.
     private func build(_ size: PlaneSize) {
         let mask = allowed[size] ?? SpatialMask(width: size.width, height: size.height)
         allowed[size] = mask
@@ -118,5 +128,6 @@ final class ContextBounds {
                 }
             }
         }
+        addBand(to: mask)
     }
 }

@@ -67,6 +67,9 @@ final class SkipBlock {
     /// the block runs after the conv's `select`, which leaves the conv's output unwritten.
     var producer: SkipConvLayer?
 
+    /// Limits the outputs a frame recomputes (bounded context, set by `SkipExecutor`; not on keyframes).
+    var outputLimit: ((SpatialMask) -> Void)?
+
     /// Runs the block for a frame whose input changed at `dirty`; sets the members' `changed` masks. `scratch`: for
     /// a producer's whole-image kernel; `inputWritten`: the producer wrote its output this frame (a keyframe).
     func frame(
@@ -97,6 +100,7 @@ final class SkipBlock {
         if stages.expand != nil { changed(members[0].output).assign(dirty) }
         let active = changed(members[depthwiseIndex].output)
         depthwise.footprint(of: dirty, into: active)
+        if !keyframe { outputLimit?(active) }
         if stages.project != nil { changed(members[members.count - 1].output).assign(active) }
         plan.active = active.count
         rects.removeAll(keepingCapacity: true)

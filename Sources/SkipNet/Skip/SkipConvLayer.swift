@@ -38,6 +38,8 @@ final class SkipConvLayer: SkipLayer {
     /// Input-select counts a `tile`-pixel block of the input as hot only when at least `minimum` of its positions
     /// exceed θ (``SkipSettings/minPixels``); nil: every position over θ counts.
     private let hotFilter: (tile: Int, minimum: Int)?
+    /// Limits the outputs a frame recomputes (bounded context, set by `SkipExecutor`; not on keyframes).
+    var outputLimit: ((SpatialMask) -> Void)?
     private var timer: PathTimer
     let active: SpatialMask
     let commit: SpatialMask
@@ -170,6 +172,7 @@ final class SkipConvLayer: SkipLayer {
         }
         if propagates {
             footprint(of: dirty, into: active)
+            outputLimit?(active)
             changed.assign(active)
             return active.density
         }
@@ -207,6 +210,7 @@ final class SkipConvLayer: SkipLayer {
         // The scene-cut test reads the gate's own decision, before tiles round it up.
         let gated = active.density
         active.tileUp(tile)
+        outputLimit?(active)
         map.committable(active, into: commit)
         commit.runs(into: &scratch.runs)
         let plane = p.inH * p.inW

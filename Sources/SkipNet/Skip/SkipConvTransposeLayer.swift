@@ -3,6 +3,9 @@
 /// per *input* position, an active position is its own commit, and its block is recomputed from `x_ref`
 /// (ALGORITHMS.md §1, ConvTranspose).
 final class SkipConvTransposeLayer: SkipLayer {
+    /// Limits the outputs a frame marks changed (bounded context, set by `SkipExecutor`; not on keyframes): each
+    /// input position writes its whole 2×2 output block, and the part of it outside the region is not followed.
+    var outputLimit: ((SpatialMask) -> Void)?
     let p: ConvTranspose2DParams
     private let weight: UnsafePointer<Float>
     private let bias: UnsafePointer<Float>?
@@ -104,6 +107,7 @@ final class SkipConvTransposeLayer: SkipLayer {
                 account(active: active.count, executed: active.count * (p.macs / plane), gate: 0, dense: false)
             }
             markBlocks(changed, scratch.runs)
+            outputLimit?(changed)
             return density
         }
         dirty.runs(into: &scratch.runs)
@@ -149,6 +153,7 @@ final class SkipConvTransposeLayer: SkipLayer {
         }
         recompute(scratch, from: xRef)
         markBlocks(changed, scratch.runs)
+        outputLimit?(changed)
         account(
             active: active.count, executed: active.count * (p.macs / plane), gate: gateOps, dense: false)
         return density

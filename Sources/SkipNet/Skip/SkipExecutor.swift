@@ -174,6 +174,7 @@ public final class SkipExecutor {
         let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense)
         self.steps = feedsBlocks ? Self.feeding(grouped, graph: graph) : grouped
         scratch = SkipScratch(columns: columns, product: product, dense: denseScratch)
+        if let bounds, settings.context > 0 { Self.limitOutputs(self.steps, to: bounds) }
     }
 
     /// Runs one frame laid out as ``inputShape``. `changed`, at the input's H×W, limits where the input may have
@@ -317,6 +318,22 @@ public final class SkipExecutor {
         ContextBounds.band(bandFrame, of: settings.rollingRefresh, imageHeight: inputShape[2])
     }
 
+    /// Every conv and block past the first recomputes only outputs within the frame's bounds.
+    private static func limitOutputs(_ steps: [Step], to bounds: ContextBounds) {
+        let limit: (SpatialMask) -> Void = { [unowned bounds] in bounds.limit($0) }
+        for step in steps {
+            switch step {
+            case .skip(let layer as SkipConvLayer, _, _, false): layer.outputLimit = limit
+            case .skip(let layer as SkipConvTransposeLayer, _, _, false): layer.outputLimit = limit
+            case .block(let block): block.outputLimit = limit
+            case .fed(let layer, let block, _, _, let first):
+                if !first { layer.outputLimit = limit }
+                block.outputLimit = limit
+            default: break
+            }
+        }
+    }
+
     /// Replaces each run of steps that is one of the dense executor's fused blocks, with exact skip layers only, by
     /// a ``SkipBlock``.
     private static func groupingBlocks(_ steps: [Step], nodes: [Int], dense: DenseExecutor) -> [Step] {
@@ -397,6 +414,9 @@ public final class SkipExecutor {
 
     /// Where output `index` changed on the last frame.
     public func changedPositions(ofOutput index: Int) -> SpatialMask { changed[graph.outputs[index]]! }
+
+    /// Where value `index` changed on the last frame (nil for a constant).
+    func changedPositions(ofValue index: Int) -> SpatialMask? { changed[index] }
 
     /// Per-layer accounting for the skip layers, in execution order.
     public var layerStats: [SkipLayerStats] {
