@@ -54,6 +54,8 @@ public struct PipelinePlanner: Sendable {
         var links: [LinkSpec] = []
         var linkLocations: [Int: SourceLocation] = [:]
         var stageCounts: [String: Int] = [:]
+        /// Results attached by the stages so far, with the stage that attaches each first.
+        var provided: Set<String> = []
 
         for (i, item) in items.enumerated() {
             switch item {
@@ -76,6 +78,13 @@ public struct PipelinePlanner: Sendable {
                             + "'filesrc location=clip.avi ! decodebin ! videoconvert ! video/x-raw,format=RGB ! "
                             + "\(info.name)'", at: element.head)
                 }
+                if !stagesOnly, let missing = info.requires.first(where: { !provided.contains($0) }) {
+                    let providers = registry.all.map(registry.info(of:)).filter { $0.provides.contains(missing) }
+                    let hint = providers.first.map { " (… ! \($0.name) ! \(info.name) ! …)" } ?? ""
+                    throw context.error(
+                        "stage '\(info.name)' needs '\(missing)' from a stage before it\(hint)", at: element.head)
+                }
+                provided.formUnion(info.provides)
                 let properties = try stageProperties(element, info: info, context: context)
                 let count = stageCounts[info.name, default: 0]
                 stageCounts[info.name] = count + 1

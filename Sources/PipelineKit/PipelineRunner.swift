@@ -270,6 +270,11 @@ public struct PipelineRunError: Error, Sendable, CustomStringConvertible {
         underlying = (error as? PipelineRunError)?.underlying ?? error
     }
 
+    /// Whether a rebuild would fail the same way (a ``ConfigurationError``, from a stage or anywhere else).
+    public var isConfiguration: Bool {
+        underlying is any ConfigurationError || (underlying as? StageError)?.underlying is any ConfigurationError
+    }
+
     /// Credentials in URLs (an RTSP camera's, in a GStreamer error) are redacted.
     public var description: String {
         switch underlying {

@@ -20,6 +20,16 @@ public final class PipelineSupervisor: Sendable {
         case reconnecting(attempt: Int, reason: String)
         /// The stream ended (a file), or `stop` was requested.
         case finished
+        /// A run failed in a way no rebuild cures (a ``ConfigurationError``): not retried.
+        case failed(reason: String)
+
+        /// Whether the supervisor has stopped for good (finished or failed).
+        public var isFinal: Bool {
+            switch self {
+            case .finished, .failed: true
+            default: false
+            }
+        }
 
         public var description: String {
             switch self {
@@ -27,6 +37,7 @@ public final class PipelineSupervisor: Sendable {
             case .running: "running"
             case .reconnecting(let attempt, let reason): "reconnecting (attempt \(attempt): \(reason))"
             case .finished: "finished"
+            case .failed(let reason): "failed: \(reason)"
             }
         }
     }
@@ -118,6 +129,13 @@ public final class PipelineSupervisor: Sendable {
                 reason = "end of stream"
             } catch {
                 if stop.isRequested || Task.isCancelled { break }
+                if error.isConfiguration {
+                    status.withLock { $0.state = .failed(reason: error.description) }
+                    logger.error(
+                        "pipeline failed; a rebuild would fail the same way, so it stays stopped",
+                        metadata: ["file": "\(plan.file)", "reason": "\(error.description)"])
+                    return
+                }
                 if takeRestart() { continue }
                 reason = error.description
             }

@@ -90,12 +90,21 @@ public struct StageInfo: Sendable {
     /// A pipeline line that uses the stage, for the docs.
     public var example: String
     public var properties: [PropertySpec]
+    /// Results an earlier stage must attach (e.g. `residual`): the planner rejects an order that lacks one.
+    public var requires: [String]
+    /// Results this stage attaches, by the names other stages require.
+    public var provides: [String]
 
-    public init(name: String, summary: String, example: String, properties: [PropertySpec] = []) {
+    public init(
+        name: String, summary: String, example: String, properties: [PropertySpec] = [], requires: [String] = [],
+        provides: [String] = []
+    ) {
         self.name = name
         self.summary = summary
         self.example = example
         self.properties = properties
+        self.requires = requires
+        self.provides = provides
     }
 }
 

@@ -9,6 +9,11 @@ public struct PropertySpec: Sendable {
         /// A path to an existing file (checked when the pipeline is planned).
         case file
         case choice([String])
+        /// `WxH` (each 1…16384), or `auto` when allowed; kept as written (a string).
+        case size(allowsAuto: Bool)
+        /// Comma-separated numbers within `range`: as many as one of `counts` (any number when empty; none only
+        /// when `allowsEmpty`); kept as written (a string).
+        case numbers(counts: [Int], range: ClosedRange<Double>, allowsEmpty: Bool)
     }
 
     public var name: String
@@ -49,6 +54,42 @@ public struct PropertySpec: Sendable {
         PropertySpec(name: name, kind: .choice(choices), defaultValue: .string(value), summary: summary)
     }
 
+    /// A size `WxH` (`auto` allowed when `allowsAuto`), checked when the pipeline is planned.
+    public static func size(_ name: String, default value: String, allowsAuto: Bool, _ summary: String)
+        -> PropertySpec
+    {
+        PropertySpec(name: name, kind: .size(allowsAuto: allowsAuto), defaultValue: .string(value), summary: summary)
+    }
+
+    /// A comma-separated list of numbers (see ``Kind/numbers(counts:range:allowsEmpty:)``).
+    public static func numbers(
+        _ name: String, default value: String, counts: [Int] = [], range: ClosedRange<Double>,
+        allowsEmpty: Bool = false, _ summary: String
+    ) -> PropertySpec {
+        PropertySpec(
+            name: name, kind: .numbers(counts: counts, range: range, allowsEmpty: allowsEmpty),
+            defaultValue: .string(value), summary: summary)
+    }
+
+    /// `WxH` → (W, H) with both in 1…16384, else nil.
+    public static func parseSize(_ text: String) -> (width: Int, height: Int)? {
+        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), (1...16384).contains(w),
+            (1...16384).contains(h)
+        else { return nil }
+        return (w, h)
+    }
+
+    /// `1, 0.5` → [1, 0.5] (nil if any part is not a finite number).
+    public static func parseNumbers(_ text: String) -> [Double]? {
+        var values: [Double] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let v = Double(part.trimmingCharacters(in: .whitespaces)), v.isFinite else { return nil }
+            values.append(v)
+        }
+        return values
+    }
+
     /// `int 0…255`, `double 0.0…1.0`, `one of block, drop-oldest`, for listings.
     public var typeDescription: String {
         switch kind {
@@ -58,6 +99,10 @@ public struct PropertySpec: Sendable {
         case .string: "string"
         case .file: "file path"
         case .choice(let c): "one of \(c.joined(separator: ", "))"
+        case .size(let auto): auto ? "WxH or auto" : "WxH"
+        case .numbers(let counts, let r, _):
+            (counts.isEmpty ? "numbers" : "\(counts.map(String.init).joined(separator: " or ")) numbers")
+                + " \(r.lowerBound)…\(r.upperBound)"
         }
     }
 
@@ -90,6 +135,25 @@ public struct PropertySpec: Sendable {
         case .choice(let choices):
             guard choices.contains(text) else {
                 return .failure(PropertyError("expected one of \(choices.joined(separator: ", ")), got '\(text)'"))
+            }
+            return .success(.string(text))
+        case .size(let auto):
+            guard (auto && text == "auto") || Self.parseSize(text) != nil else {
+                return .failure(
+                    PropertyError("expected WxH (e.g. 768x576, each 1…16384)\(auto ? " or auto" : ""), got '\(text)'"))
+            }
+            return .success(.string(text))
+        case .numbers(let counts, let range, let allowsEmpty):
+            if text.isEmpty && allowsEmpty { return .success(.string(text)) }
+            let expected =
+                counts.isEmpty
+                ? "comma-separated numbers"
+                : "\(counts.map(String.init).joined(separator: " or ")) comma-separated numbers"
+            guard let values = Self.parseNumbers(text), !values.isEmpty,
+                counts.isEmpty || counts.contains(values.count)
+            else { return .failure(PropertyError("expected \(expected), got '\(text)'")) }
+            guard values.allSatisfy(range.contains) else {
+                return .failure(PropertyError("'\(text)': each must be within \(range.lowerBound)…\(range.upperBound)"))
             }
             return .success(.string(text))
         }

@@ -26,7 +26,8 @@ public struct CenterFaceDecoder: Stage {
             .string("scale", default: "1", "scale (log box size) output, by name or position"),
             .string("offset", default: "2", "centre offset output, by name or position"),
             .string("landmarks", default: "3", "landmark output, by name or position"),
-        ])
+        ],
+        requires: ["outputs"], provides: ["faces"])
 
     /// Which model outputs hold the four maps: output names, or positions when no output has that name.
     public struct OutputNames: Sendable, Equatable {

@@ -32,7 +32,8 @@ public struct Fusion: Stage {
             .int("taps", default: 3, range: 1...32, "k, frames in the ring (current + k−1 past)"),
             .string("weights", default: "", "k comma-separated weights, newest first; empty: decay^j normalised"),
             .double("decay", default: 0.5, range: 0...1, "default weights w_j ∝ decay^j (1: plain average)"),
-        ])
+        ],
+        requires: ["outputs"])
 
     private let output: String
     private var fusion: CausalFusion

@@ -21,7 +21,8 @@ public struct Gate: Stage {
             .int(
                 "refresh", default: 300, range: 0...1_000_000,
                 "every this many frames the whole mask is active; 0: never"),
-        ])
+        ],
+        requires: ["residual"], provides: ["mask"])
 
     private let minChanged: Double
     private let block: Int

@@ -18,7 +18,7 @@ public struct Model: Stage {
         name: "model",
         summary: "Runs an ONNX CNN densely on each frame and attaches its outputs",
         example: "videoconvert ! video/x-raw,format=RGB ! model model=assets/centerface.onnx",
-        properties: ModelOptions.properties)
+        properties: ModelOptions.properties, provides: ["outputs"])
 
     private let options: ModelOptions
     /// One executor per input size: a policy may switch scales from frame to frame.

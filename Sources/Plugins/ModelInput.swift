@@ -51,11 +51,7 @@ public struct ModelInput: Sendable {
     }
 
     /// `768x576` → (768, 576); nil unless two positive integers.
-    public static func size(_ text: String) -> (width: Int, height: Int)? {
-        let parts = text.split(separator: "x").compactMap { Int($0) }
-        guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { return nil }
-        return (parts[0], parts[1])
-    }
+    public static func size(_ text: String) -> (width: Int, height: Int)? { PropertySpec.parseSize(text) }
 
     /// Loads an image model for frames of `width`×`height`: the input shape from the model's declared one, the
     /// graph at that shape, its executor and the frame conversion.
@@ -119,9 +115,15 @@ public struct ModelInput: Sendable {
 struct ModelOptions: Sendable {
     static let properties: [PropertySpec] = [
         .file("model", "ONNX model file"),
-        .string("input-size", default: "auto", "WxH the model runs at; auto: the frame size"),
-        .string("mean", default: "0", "subtracted from each channel: one value or three (comma-separated)"),
-        .string("scale", default: "1", "multiplies each channel after the mean: one value or three"),
+        .size(
+            "input-size", default: "auto", allowsAuto: true,
+            "WxH the model runs at; auto: the frame size, or the nearest multiple of stride if the model rejects it"),
+        .numbers(
+            "mean", default: "0", counts: [1, 3], range: -1e6...1e6,
+            "subtracted from each channel: one value or three (comma-separated)"),
+        .numbers(
+            "scale", default: "1", counts: [1, 3], range: -1e6...1e6,
+            "multiplies each channel after the mean: one value or three"),
         .choice("channel-order", default: "rgb", ["rgb", "bgr"], "channel order the model expects"),
         .int("threads", default: 1, range: 1...64, "BLAS threads for this model"),
         .int("stride", default: 32, range: 1...1024, "a policy's reduced input sizes are multiples of this"),
@@ -173,9 +175,24 @@ struct ModelOptions: Sendable {
         return ModelSize(width: snap(full.width), height: snap(full.height))
     }
 
-    /// The model's graph and input conversion for an input of `width`×`height` (from ``inputSize``).
+    /// The model's graph and input conversion for an input of `width`×`height` (from ``inputSize``). With
+    /// `input-size=auto`, a frame size the model rejects (CenterFace's shapes need multiples of 32: a 1080-row
+    /// camera) becomes the nearest multiple of `stride` in each direction (at least one stride) and frames are
+    /// resized to it; detections are mapped back per axis, so they land on the frame's own pixels.
     func loadGraph(width: Int, height: Int) throws(ModelError) -> (graph: Graph, input: ModelInput) {
-        try ModelInput.loadGraph(
-            path: path, width: width, height: height, mean: mean, scale: scale, channelOrder: channelOrder)
+        do {
+            return try ModelInput.loadGraph(
+                path: path, width: width, height: height, mean: mean, scale: scale, channelOrder: channelOrder)
+        } catch {
+            func snap(_ n: Int) -> Int { max(stride, Int((Double(n) / Double(stride)).rounded()) * stride) }
+            let (w, h) = (snap(width), snap(height))
+            guard fixedSize == nil, (w, h) != (width, height) else { throw error }
+            do {
+                return try ModelInput.loadGraph(
+                    path: path, width: w, height: h, mean: mean, scale: scale, channelOrder: channelOrder)
+            } catch {
+                throw ModelError("\(error) (tried \(width)x\(height), then \(w)x\(h))")
+            }
+        }
     }
 }

@@ -24,7 +24,9 @@ public struct Policy: Stage {
         summary: "Per frame: run the model at full or reduced scale, or skip frames (AR-Net style)",
         example: "residual ! gate ! policy scales=1,0.5 min-face=24 ! skipconv model=assets/centerface.onnx",
         properties: [
-            .string("scales", default: "1,0.5", "scales the model may run at, fractions of its full input size"),
+            .numbers(
+                "scales", default: "1,0.5", range: 0.01...1,
+                "scales the model may run at, fractions of its full input size"),
             .int("skip", default: 2, range: 0...64, "frames one skip decision covers; 0: never skip"),
             .double("skip-below", default: 0.002, range: 0...1, "changed-block fraction below which frames skip"),
             .int("max-skips", default: 2, range: 1...1000, "skip decisions in a row before a frame must run"),
@@ -38,7 +40,8 @@ public struct Policy: Stage {
                 "hold", default: 30, range: 1...100_000,
                 "frames a face seen stays in mind (the decoder reports frames later than the policy decides)"),
             .file("model", optional: true, "linear policy from skipd fit-policy (none: \"\"): replaces the rule"),
-        ])
+        ],
+        requires: ["residual"], provides: ["policy"])
 
     private let scales: [Double]
     private let skip: Int

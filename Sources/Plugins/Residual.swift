@@ -19,7 +19,8 @@ public struct Residual: Stage {
         properties: [
             .int("threshold", default: 12, range: 0...255, "a pixel changed if some channel moved by more than this"),
             .int("block", default: 16, range: 1...512, "block size in pixels (square)"),
-        ])
+        ],
+        provides: ["residual"])
 
     private let threshold: Int
     private let block: Int

@@ -16,7 +16,7 @@ import SkipNet
 /// frame, a new frame size, every `refresh` frames run, and a scene cut.
 ///
 /// Settings: `thresholds=FILE` (a `skipd calibrate` sidecar) is the base; `gate`, `input-threshold`, `threshold`,
-/// `block`, `refresh`, `context` and `rolling-refresh` override it only when written in the pipeline (a written
+/// `block`, `refresh`, `min-pixels`, `context` and `rolling-refresh` override it only when written in the pipeline (a written
 /// `threshold` is relative to each layer's RMS). `context=R` bounds each change's reach to R model-input pixels past
 /// the first layer, so the deep layers' work follows the changed area instead of its growing footprint; what lies
 /// beyond is brought back by `rolling-refresh=N` (every layer recomputes one band of rows a frame, the whole image
@@ -46,12 +46,16 @@ public struct SkipConv: Stage {
             .int("block", default: 16, range: 1...1024, "tile side in model-input pixels, gated as one"),
             .int("refresh", default: 300, range: 0...1_000_000, "dense keyframe every this many frames run; 0: never"),
             .int(
+                "min-pixels", default: 1, range: 1...1_000_000,
+                "pixels of a block over input-threshold for it to count as changed (codec noise crosses it at few)"),
+            .int(
                 "context", default: 0, range: 0...100_000,
                 "bounded context: follow a change only this many model-input pixels past the first layer; 0: exact"),
             .int(
                 "rolling-refresh", default: 0, range: 0...1_000_000,
                 "recompute every layer over one band of rows per frame, all rows every this many frames; 0: off"),
-        ])
+        ],
+        provides: ["outputs"])
 
     private let options: ModelOptions
     private let settings: SkipSettings
@@ -107,6 +111,7 @@ public struct SkipConv: Stage {
         }
         if applies("block") { settings.block = properties.int("block") }
         if applies("refresh") { settings.refresh = properties.int("refresh") }
+        if applies("min-pixels") { settings.minPixels = properties.int("min-pixels") }
         if applies("context") { settings.context = properties.int("context") }
         if applies("rolling-refresh") { settings.rollingRefresh = properties.int("rolling-refresh") }
         return settings

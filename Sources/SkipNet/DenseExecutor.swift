@@ -59,7 +59,10 @@ public final class DenseExecutor {
         scratch = .allocate(capacity: 1)
         for (id, tensor) in graph.constants {
             let memory = UnsafeMutablePointer<Float>.allocate(capacity: max(tensor.count, 1))
-            tensor.data.withUnsafeBufferPointer { memory.initialize(from: $0.baseAddress!, count: tensor.count) }
+            tensor.data.withUnsafeBufferPointer { data in
+                // An empty constant (a legal ONNX tensor) has no storage to copy.
+                if let base = data.baseAddress { memory.initialize(from: base, count: tensor.count) }
+            }
             constantMemory[id] = memory
         }
         try plan()

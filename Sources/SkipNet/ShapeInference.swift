@@ -143,7 +143,7 @@ enum ShapeInference {
             guard let target = constants.count > 1 ? constants[1] : nil else {
                 throw .node(info, "the target shape must be a constant")
             }
-            return (op, [try reshape(x, to: target.data.map { Int($0) }, allowZero: allowZero, info: info)])
+            return (op, [try reshape(x, to: try target.integers(info), allowZero: allowZero, info: info)])
         case .flatten(let axis):
             let ax = axis < 0 ? axis + x.count : axis
             guard (0...x.count).contains(ax) else { throw .node(info, "axis \(axis) out of range for \(x)") }
@@ -154,7 +154,12 @@ enum ShapeInference {
             let (m, k) = transA ? (x[1], x[0]) : (x[0], x[1])
             let (k2, n) = transB ? (b[1], b[0]) : (b[0], b[1])
             guard k == k2 else { throw .node(info, "inner dimensions differ: \(x) and \(b)") }
-            if inputs.count > 2, let c = inputs[2] { _ = try broadcast([m, n], c, info: info) }
+            if inputs.count > 2, let c = inputs[2] {
+                // C broadcasts one way, to [M, N] (rank 0 to 2), as the kernel reads it.
+                guard c.count <= 2, try broadcast([m, n], c, info: info) == [m, n] else {
+                    throw .node(info, "C of shape \(c) does not broadcast to [\(m), \(n)]")
+                }
+            }
             return (op, [[m, n]])
         case .matMul:
             return (op, [try matMulShape(x, try input(1), info: info)])
@@ -249,13 +254,15 @@ enum ShapeInference {
         var out: [Int]
         if inputs.count > 3, inputs[3] != nil {
             guard let sizes = constants[3] else { throw .node(info, "sizes must be a constant") }
-            out = sizes.data.map { Int($0) }
+            out = try sizes.integers(info)
         } else if scalesIndex < inputs.count, inputs[scalesIndex] != nil {
             guard let scales = constants[scalesIndex] else { throw .node(info, "scales must be a constant") }
             guard scales.count == x.count else {
                 throw .node(info, "\(scales.count) scales for a rank-\(x.count) input")
             }
-            out = zip(x, scales.data).map { Int((Float($0) * $1).rounded(.down)) }
+            out = try zip(x, scales.data).map { (d, s) throws(ModelError) in
+                try Tensor.integer((Float(d) * s).rounded(.down), info)
+            }
         } else {
             throw .node(info, "needs scales or sizes")
         }

@@ -23,8 +23,11 @@ actor PipelineFleet {
         var unchanged: [String] = []
         /// Files that do not plan: `file:line:col: error: …`; a running older version of the same name stays.
         var invalid: [String: String] = [:]
+        /// The directory could not be read: nothing was started, changed or stopped.
+        var unreadable: String?
 
         var description: String {
+            if let unreadable { return unreadable }
             var parts: [String] = []
             for (label, names) in [("added", added), ("changed", changed), ("removed", removed)] where !names.isEmpty {
                 parts.append("\(label) \(names.joined(separator: ", "))")
@@ -52,7 +55,18 @@ actor PipelineFleet {
     /// ones stop, unchanged ones are not touched; a file that does not plan leaves its running version in place.
     func reload() async -> Report {
         var report = Report()
-        let files = Self.pipelineFiles(in: directory)
+        let files: [String: String]
+        do {
+            files = try Self.pipelineFiles(in: directory)
+        } catch {
+            // Read as empty, it would stop every pipeline: an unreadable directory changes nothing.
+            let message =
+                "\(directory): error: cannot read the pipelines directory (\(error.localizedDescription)); "
+                + "\(members.count) running pipeline(s) stay as they are"
+            report.unreadable = message
+            logger.error("cannot read the pipelines directory", metadata: ["error": "\(message)"])
+            return report
+        }
         let planner = PipelinePlanner(registry: .standard)
         for (name, path) in files.sorted(by: { $0.key < $1.key }) {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -159,9 +173,9 @@ actor PipelineFleet {
         logger.info("pipeline stopped", metadata: ["pipeline": "\(name)"])
     }
 
-    /// `*.pipeline` files of `directory`, by name without the extension (none if it cannot be read).
-    static func pipelineFiles(in directory: String) -> [String: String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    /// `*.pipeline` files of `directory`, by name without the extension; throws when it cannot be read.
+    static func pipelineFiles(in directory: String) throws -> [String: String] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         var files: [String: String] = [:]
         for file in names where file.hasSuffix(".pipeline") && !file.hasPrefix(".") {
             files[String(file.dropLast(".pipeline".count))] = (directory as NSString).appendingPathComponent(file)

@@ -62,6 +62,9 @@ struct PipelineStatus: Encodable, Sendable {
             state = "reconnecting"
             self.attempt = attempt
             self.reason = reason.redactingCredentials
+        case .failed(let reason):
+            state = "failed"
+            self.reason = reason.redactingCredentials
         }
         source = supervisor.plan.source?.description.redactingCredentials
         reconnects = supervisor.reconnects

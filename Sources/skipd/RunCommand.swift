@@ -50,7 +50,9 @@ struct RunCommand: AsyncParsableCommand {
         let interrupts = InterruptHandler { stop.request() }
         let progress = ProgressReporter(quiet: quiet)
         if supervise {
-            guard watchdog > 0, watchdog.isFinite else { throw ValidationError("--watchdog must be positive") }
+            guard watchdog > 0, watchdog <= ServeConfig.maximumSeconds else {
+                throw ValidationError("--watchdog must be positive, at most \(Int(ServeConfig.maximumSeconds)) seconds")
+            }
             var settings = PipelineSupervisor.Settings()
             settings.watchdog = .milliseconds(Int(watchdog * 1000))
             let supervisor = PipelineSupervisor(plan: plan, settings: settings)
@@ -60,7 +62,7 @@ struct RunCommand: AsyncParsableCommand {
                 systemd.notify("READY=1", "STATUS=\(plan.file): starting")
                 // WATCHDOG=1 only while the supervisor loop runs: a camera that is down is its job, not systemd's.
                 let every = systemd.watchdogInterval ?? .seconds(5)
-                while !Task.isCancelled, supervisor.state != .finished {
+                while !Task.isCancelled, !supervisor.state.isFinal {
                     systemd.notify(
                         "WATCHDOG=1",
                         "STATUS=\(plan.file): \(supervisor.state), \(frames.value) frames, "
@@ -76,6 +78,10 @@ struct RunCommand: AsyncParsableCommand {
             systemd.notify("STOPPING=1")
             withExtendedLifetime(interrupts) {}
             progress.end()
+            if case .failed(let reason) = supervisor.state {
+                printError("\(plan.file): error: \(reason)")
+                throw Exit.runtimeFailure
+            }
             printError("\(plan.file): stopped after \(supervisor.reconnects) rebuilds")
             return
         }

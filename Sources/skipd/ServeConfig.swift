@@ -96,6 +96,10 @@ struct ServeConfig: Decodable, Equatable {
         }
     }
 
+    /// Longest time any key may give, in seconds (11.6 days): longer is a typo, and time arithmetic on it in
+    /// milliseconds stays far from overflow.
+    static let maximumSeconds = 1_000_000.0
+
     /// Reads and checks a config file; the error is one line, `file:line:col: error: …` where the parser knows.
     static func load(path: String) throws(ConfigError) -> ServeConfig {
         let text: String
@@ -124,11 +128,13 @@ struct ServeConfig: Decodable, Equatable {
         for (name, value) in [
             ("watchdog", config.watchdog), ("backoff-min", config.backoffMin), ("stuck", config.stuck),
         ]
-        where !(value > 0 && value.isFinite) {
-            throw ConfigError("\(path): error: '\(name)' must be a positive number of seconds")
+        where !(value > 0 && value <= maximumSeconds) {
+            throw ConfigError(
+                "\(path): error: '\(name)' must be a positive number of seconds, at most \(Int(maximumSeconds))")
         }
-        guard config.backoffMax >= config.backoffMin, config.backoffMax.isFinite else {
-            throw ConfigError("\(path): error: 'backoff-max' must be at least 'backoff-min'")
+        guard config.backoffMax >= config.backoffMin, config.backoffMax <= maximumSeconds else {
+            throw ConfigError(
+                "\(path): error: 'backoff-max' must be at least 'backoff-min' and at most \(Int(maximumSeconds))")
         }
         guard (1...1024).contains(config.channelCapacity) else {
             throw ConfigError("\(path): error: 'channel-capacity' must be 1 to 1024 frames")

@@ -30,8 +30,13 @@ struct StagesCommand: AsyncParsableCommand {
     private func render(_ info: StageInfo) -> String {
         var lines = [
             "Stage \(info.name)", "  \(info.summary)", "", "Example:", "  … ! \(info.example) ! …", "",
-            "Properties:",
         ]
+        if !info.requires.isEmpty {
+            lines.append("Needs from a stage before it: \(info.requires.joined(separator: ", "))")
+        }
+        if !info.provides.isEmpty { lines.append("Attaches: \(info.provides.joined(separator: ", "))") }
+        if !info.requires.isEmpty || !info.provides.isEmpty { lines.append("") }
+        lines.append("Properties:")
         for spec in info.properties {
             lines.append("  \(spec.name)")
             lines.append("      \(spec.summary)")

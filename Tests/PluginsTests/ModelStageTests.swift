@@ -52,6 +52,59 @@ import Testing
         }
     }
 
+    /// A 1920×1080 camera with the face model and no `input-size`: 1080 is not a multiple of CenterFace's 32, so
+    /// both model stages run at 1920×1088 (the nearest multiple) and attach outputs of that input's quarter size.
+    @Test func aFullHDFrameRunsThroughModelAndSkipconvWithoutInputSize() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let cf = root.appendingPathComponent("assets/centerface.onnx").path
+        try #require(FileManager.default.fileExists(atPath: cf), "run scripts/fetch-assets")
+        for stage in ["model", "skipconv"] {
+            let plan = try PipelinePlanner(registry: .standard).plan(
+                text: """
+                    videotestsrc num-buffers=2 pattern=ball ! video/x-raw,width=1920,height=1080,format=RGB
+                      ! \(stage) model=\(cf)
+                    """, file: "t.pipeline")
+            let collected = FrameCollector()
+            _ = try await PipelineRunner(plan: plan).run(onOutput: collected.append)
+            #expect(collected.frames.count == 2, "\(stage)")
+            for frame in collected.frames {
+                let outputs = try #require(frame.metadata[ModelOutputs.Key.self], "\(stage)")
+                #expect(outputs.inputSize == (1920, 1088), "\(stage)")
+                #expect(outputs.tensors[0].shape == [1, 1, 272, 480], "\(stage)")
+            }
+        }
+    }
+
+    /// A size written in the pipeline is taken as it is: a model that rejects it fails with its own error (no
+    /// rounding behind the user's back), which a supervisor reports as `failed`.
+    @Test func aWrittenSizeTheModelRejectsIsAConfigurationError() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let cf = root.appendingPathComponent("assets/centerface.onnx").path
+        try #require(FileManager.default.fileExists(atPath: cf), "run scripts/fetch-assets")
+        let plan = try PipelinePlanner(registry: .standard).plan(
+            text: """
+                videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=15/1,format=RGB
+                  ! model model=\(cf) input-size=320x240
+                """, file: "t.pipeline")
+        let supervisor = PipelineSupervisor(plan: plan, settings: PipelineSupervisor.Settings())
+        let stop = StopSignal()
+        let run = Task { await supervisor.run(stop: stop) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !supervisor.state.isFinal && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        stop.request()
+        await run.value
+        guard case .failed(let reason) = supervisor.state else {
+            Issue.record("expected failed, got \(supervisor.state)")
+            return
+        }
+        #expect(reason.contains("cannot be broadcast together"), "\(reason)")
+        #expect(supervisor.reconnects == 0)
+    }
+
     /// P-Net on a real test pattern: outputs attached to every frame, the right shapes, reused when skipped.
     @Test func modelStageInAPipeline() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

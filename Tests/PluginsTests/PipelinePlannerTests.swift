@@ -211,6 +211,35 @@ import Testing
             text: "videotestsrc ! residual ! gate min-changed=lots ! fakesink",
             line: 1, column: 44, message: "bad value for 'gate min-changed': expected a number, got 'lots'"),
         Malformed(
+            label: "gate without residual before it",
+            text: "videotestsrc ! gate ! fakesink",
+            line: 1, column: 16,
+            message: "stage 'gate' needs 'residual' from a stage before it (… ! residual ! gate ! …)"),
+        Malformed(
+            label: "centerface without a model before it",
+            text: "videotestsrc ! residual ! centerface ! fakesink",
+            line: 1, column: 27, message: "stage 'centerface' needs 'outputs' from a stage before it"),
+        Malformed(
+            label: "input size that is not WxH",
+            text: "videotestsrc ! model model=/etc/hostname input-size=foo ! fakesink",
+            line: 1, column: 53, message: "bad value for 'model input-size': expected WxH (e.g. 768x576"),
+        Malformed(
+            label: "input size of zero",
+            text: "videotestsrc ! skipconv model=/etc/hostname input-size=0x576 ! fakesink",
+            line: 1, column: 56, message: "expected WxH"),
+        Malformed(
+            label: "two values for the mean",
+            text: "videotestsrc ! model model=/etc/hostname mean=1,2 ! fakesink",
+            line: 1, column: 47, message: "bad value for 'model mean': expected 1 or 3 comma-separated numbers"),
+        Malformed(
+            label: "a scale that is not a number",
+            text: "videotestsrc ! model model=/etc/hostname scale=x ! fakesink",
+            line: 1, column: 48, message: "expected 1 or 3 comma-separated numbers, got 'x'"),
+        Malformed(
+            label: "a policy scale above 1",
+            text: "videotestsrc ! residual ! gate ! policy scales=1,2 ! fakesink",
+            line: 1, column: 48, message: "'1,2': each must be within 0.01…1.0"),
+        Malformed(
             label: "stage property out of range",
             text: "videotestsrc ! residual block=0 ! fakesink",
             line: 1, column: 31, message: "bad value for 'residual block': 0 is out of range 1…512"),

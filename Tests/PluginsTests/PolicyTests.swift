@@ -137,7 +137,10 @@ import Testing
     }
 
     @Test func badScalesAndAMissingResidualAreErrors() async throws {
-        #expect(throws: PolicyError.self) { _ = try policy("scales=1,1.5") }
+        // The planner rejects a scale outside (0, 1] with its column.
+        #expect { _ = try policy("scales=1,1.5") } throws: {
+            "\($0)".contains("<stages>:1:15: error: bad value for 'policy scales'")
+        }
         var p = try policy("scales=1")
         await #expect(throws: PolicyError.self) { _ = try await p.process(flat(0, width: 1, height: 1, value: 0)) }
     }

@@ -213,8 +213,9 @@ import Testing
         let cases = [
             ("thresholds=\(broken)", "\(broken): not valid JSON"),
             ("thresholds=\(mistyped)", "\(mistyped): 'threshold' has the wrong type"),
-            ("input-size=192", "input-size '192' is not WxH"),
-            ("mean=1,2", "mean '1,2' is not one or three numbers"),
+            // Caught when the pipeline is planned, with the value's column.
+            ("input-size=192", ":1:61: error: bad value for 'skipconv input-size': expected WxH"),
+            ("mean=1,2", ":1:55: error: bad value for 'skipconv mean': expected 1 or 3 comma-separated numbers"),
             ("gate=gumbel", "gate=gumbel needs a trained gate for conv '"),
         ]
         let frame = flat(0, width: 32, height: 32, value: 0)
@@ -248,7 +249,10 @@ import Testing
         let names = SkipConv.info.properties.map(\.name)
         let shared = Model.info.properties.map(\.name)
         #expect(Array(names.prefix(shared.count)) == shared)
-        let own = ["gate", "input-threshold", "threshold", "thresholds", "block", "refresh"]
+        let own = [
+            "gate", "input-threshold", "threshold", "thresholds", "block", "refresh", "min-pixels", "context",
+            "rolling-refresh",
+        ]
         #expect(Array(names.dropFirst(shared.count)) == own)
     }
 }

@@ -128,6 +128,25 @@ import Testing
             open.log.text.contains("'http' binds 0.0.0.0, which other machines reach: set 'token'"), "\(open.log.text)")
     }
 
+    /// A camera at 320×240 with the face model: written as `input-size=320x240`, which the model rejects (240 is
+    /// not a multiple of 32), the pipeline is `failed` with the model's message and is not rebuilt; left `auto`,
+    /// it runs (at 320×256).
+    @Test func aModelThatRejectsItsSizeIsFailedNotReconnecting() async throws {
+        let model = CLITests.root.appendingPathComponent("assets/centerface.onnx")
+        try #require(FileManager.default.fileExists(atPath: model.path), "run scripts/setup (assets)")
+        let camera = "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=15/1,format=RGB"
+        let serve = try ServeProcess(pipelines: [
+            "fixed": "\(camera)\n  ! model model=\(model.path) input-size=320x240\n",
+            "auto": "\(camera)\n  ! model model=\(model.path)\n",
+        ])
+        let fixed = try await wait(serve, "fixed", state: "failed")
+        #expect((fixed["reason"] as? String)?.contains("cannot be broadcast together") == true, "\(fixed)")
+        _ = try await wait(serve, "auto", state: "running")
+        try await Task.sleep(for: .seconds(2))
+        let later = try await row(serve, "fixed")
+        #expect(later["state"] as? String == "failed" && later["reconnects"] as? Int == 0, "\(later)")
+    }
+
     /// `/metrics` as Prometheus would read it, twice: the families are there with their types, and the counters
     /// grow as frames flow (frames, links, MACs, policy actions).
     @Test func metricsParseAsPrometheusTextAndCountersMove() async throws {

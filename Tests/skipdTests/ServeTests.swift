@@ -56,6 +56,34 @@ import Testing
         #expect(!a2.isEmpty && !d.isEmpty && a2.count < e.count && d.count < e.count)
     }
 
+    /// A reload that cannot read the pipelines directory (here: it was moved away) changes nothing: the running
+    /// pipeline keeps its stream (one run, frame indices without a restart, until SIGTERM) and the log says why. Read as empty, it
+    /// would have stopped every pipeline.
+    @Test func anUnreadableDirectoryStopsNothing() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-out-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("a.jsonl")
+        let serve = try ServeProcess(pipelines: ["a": pipeline(out)])
+        let log = serve.log
+        #expect(try await log.wait(for: "serve: added a; 0 unchanged", limit: .seconds(60)) != nil)
+        try await Task.sleep(for: .seconds(1))
+        let moved = serve.pipelines.deletingLastPathComponent().appendingPathComponent("moved-\(UUID())")
+        try FileManager.default.moveItem(at: serve.pipelines, to: moved)
+        defer { try? FileManager.default.moveItem(at: moved, to: serve.pipelines) }
+        let reload = try CLITests().skipd("reload", "--config", serve.config.path)
+        #expect(reload.status == 0, "\(reload.stderr)")
+        let report = try #require(await log.wait(for: "serve: reload:"))
+        #expect(report.contains("cannot read the pipelines directory") && report.contains("1 running pipeline(s) stay"))
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(!log.text.contains("pipeline stopped"), "\(log.text)")
+        let (status, _) = serve.terminate()
+        #expect(status == 0)
+        // One stream from start to SIGTERM, ~2.5 s at 30 fps (stopped at the reload, it would hold ~1 s of them).
+        let all = try frames(out)
+        #expect(all == Array(0..<all.count) && all.count > 50, "\(all.count) frames")
+    }
+
     /// SIGTERM mid-run: the drain ends the stream, the sqlite sink commits what it holds, and every frame that
     /// left the last stage is in the database; exit within 5 s. The database is the config's `store`.
     @Test func sigtermKeepsEveryFrameResultInSQLite() async throws {
@@ -112,6 +140,9 @@ import Testing
             ("channel-capacity = 0\n", "'channel-capacity' must be 1 to"),
             ("channel-capacity = 2.5\n", "'channel-capacity' must be a whole number"),
             ("stuck = 0\n", "'stuck' must be a positive"), ("token = 5\n", "'token' must be a string"),
+            // Seconds beyond any sane timeout once trapped converting to milliseconds.
+            ("watchdog = 1e16\n", "'watchdog' must be a positive number of seconds, at most 1000000"),
+            ("stuck = nan\n", "'stuck' must be a positive"), ("backoff-max = inf\n", "'backoff-max' must be"),
         ] {
             try text.write(to: config, atomically: true, encoding: .utf8)
             let result = try CLITests().skipd("serve", "--config", config.path)

@@ -5,7 +5,9 @@ extension Tensor {
     init(onnx proto: Onnx_TensorProto, context: String) throws(ModelError) {
         let shape = proto.dims.map { Int($0) }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw ModelError("\(context): negative dimension in \(shape)") }
-        let count = shape.reduce(1, *)
+        guard let count = Tensor.elementCount(shape) else {
+            throw ModelError("\(context): shape \(shape) holds more values than any model could")
+        }
         let raw = proto.rawData
         func fromRaw<T>(_ type: T.Type, _ convert: (T) -> Float) throws(ModelError) -> [Float] {
             guard raw.count == count * MemoryLayout<T>.size else {

@@ -64,7 +64,7 @@ struct OperatorParser {
             var sizes = try attributes.ints("split")
             if opset >= 13, inputs.count > 1, inputs[1] != nil {
                 guard let t = constant(1) else { throw .node(info, "split sizes must be a constant") }
-                sizes = t.data.map { Int($0) }
+                sizes = try t.integers(info)
             }
             return .split(axis: try attributes.int("axis", default: 0), sizes: sizes)
         case "Resize", "Upsample":
