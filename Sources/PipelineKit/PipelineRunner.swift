@@ -19,6 +19,8 @@ public struct PipelineRunner: Sendable {
     /// A source that delivers no frame for this long fails the run with ``WatchdogError`` (a hung camera puts
     /// nothing on the bus); nil: wait forever.
     public var watchdog: Duration?
+    /// The source's stream ends after this many frames, as at its end (nil: at its own end).
+    public var frameLimit: Int?
     /// Sees frames, links and busy steps while the run lasts (a supervisor passes one across rebuilds).
     public var monitor: PipelineMonitor?
     /// Capacity of links whose file does not give one.
@@ -87,7 +89,7 @@ public struct PipelineRunner: Sendable {
                     if let source {
                         try await Self.pump(
                             source, worker: sourceWorker, into: links[0], stop: stop, poll: pollInterval,
-                            watchdog: watchdog, count: framesIn, monitor: monitor)
+                            watchdog: watchdog, limit: frameLimit, count: framesIn, monitor: monitor)
                     } else {
                         for frame in frames where !stop.isRequested {
                             framesIn.increment()
@@ -150,14 +152,17 @@ public struct PipelineRunner: Sendable {
 
     private static func pump(
         _ source: SourceSegment, worker: BlockingWorker, into link: BoundedChannel<Frame>, stop: StopSignal,
-        poll: Duration, watchdog: Duration?, count: Counter, monitor: PipelineMonitor?
+        poll: Duration, watchdog: Duration?, limit: Int?, count: Counter, monitor: PipelineMonitor?
     ) async throws {
         let timeout = poll.nanoseconds
         var lastFrame = ContinuousClock.now
+        var pulled = 0
         while !stop.isRequested {
+            if let limit, pulled >= limit { return }
             try Task.checkCancellation()
             switch try await worker.run({ try source.pull(timeout: timeout) }) {
             case .frame(let frame):
+                pulled += 1
                 count.increment()
                 monitor?.frameArrived()
                 lastFrame = .now

@@ -28,6 +28,12 @@ struct PolicyBench: AsyncParsableCommand {
     @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Comma-separated built-in configurations to run (default: all; dense always runs).") var only: String?
     @Option(help: "An extra configuration NAME=STAGES (repeatable; always runs).") var add: [String] = []
+    @Option(
+        help: """
+            Also time a reference engine densely on the same frames and thread count, in the same run: \
+            onnxruntime (needs python3 with onnxruntime and onnx). Adds its row and a ×ort column (frame-rate ratio).
+            """)
+    var versus: String?
 
     /// The built-in configurations: the dense reference first, then the baselines, then skipd's.
     static let gate = "residual threshold=12 block=16 ! gate refresh=300"
@@ -50,6 +56,11 @@ struct PolicyBench: AsyncParsableCommand {
             ("policy", "\(gate) ! policy ! model \(m) ! centerface"),
             ("skipconv-lite+policy", "\(gate) ! policy ! \(lite) ! centerface"),
             ("skipconv-lite+policy+fusion", "\(gate) ! policy ! \(lite) ! fusion unit=s+st ! centerface"),
+            // Bounded context: a change followed 16 pixels past the first layer, every layer refreshed in 30 frames.
+            (
+                "skipconv-bounded",
+                "\(gate) ! skipconv \(m) input-threshold=12 context=16 rolling-refresh=30 ! centerface"
+            ),
         ]
     }
 
@@ -64,6 +75,7 @@ struct PolicyBench: AsyncParsableCommand {
 
     func run() async throws {
         guard scale >= 1, frames > 0, threads > 0 else { throw ValidationError("scale, frames, threads must be > 0") }
+        guard versus == nil || versus == "onnxruntime" else { throw ValidationError("--versus takes onnxruntime") }
         if let inputSize, ModelInput.size(inputSize) == nil { throw ValidationError("--input-size must be WxH") }
         guard FileManager.default.fileExists(atPath: model) else {
             printError("error: \(model) does not exist")
@@ -94,9 +106,11 @@ struct PolicyBench: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let input = ClipFrames.stream(try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale))
+        let images = try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)
+        let input = ClipFrames.stream(images)
         var reference: [[Detection]] = []
         var results: [Result] = []
+        var denseInput: (width: Int, height: Int)?
         for (name, chain) in chains {
             printError("running \(name) on \(input.count) frames…")
             let started = ContinuousClock.now
@@ -129,24 +143,50 @@ struct PolicyBench: AsyncParsableCommand {
                 detections: detections.reduce(0) { $0 + $1.count }, actions: actions)
             results.append(result)
             printError(Self.row(result, dense: results[0]))
+            if name == "dense", let cost = out.first?.metadata[ComputeCost.Key.self] {
+                denseInput = (cost.inputWidth, cost.inputHeight)
+            }
         }
-        print(Self.report(results, frames: input.count))
+        var onnxruntime: OnnxruntimeReference.Timing?
+        if versus != nil {
+            printError("running onnxruntime on \(images.count) frames…")
+            do {
+                onnxruntime = try OnnxruntimeReference.time(
+                    model: model, frames: images, input: denseInput ?? (images[0].width, images[0].height),
+                    threads: threads)
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        print(Self.report(results, frames: input.count, threads: threads, reference: onnxruntime))
     }
 
-    static func row(_ r: Result, dense: Result) -> String {
+    static func row(_ r: Result, dense: Result, reference: OnnxruntimeReference.Timing? = nil) -> String {
         r.name.padding(toLength: 28, withPad: " ", startingAt: 0)
             + String(
                 format: " %8.3f %6.3f %9.1f %7.3f %7.3f %6.3f %7d", r.macs / 1e9, r.macs / max(1, dense.macs),
                 r.seconds * 1e3, r.agreement.precision, r.agreement.recall, r.agreement.meanIoU, r.detections)
+            + (reference.map { String(format: " %6.2f", $0.meanMilliseconds / max(1e-9, r.seconds * 1e3)) } ?? "")
     }
 
-    static func report(_ results: [Result], frames: Int) -> String {
+    static func report(
+        _ results: [Result], frames: Int, threads: Int = 1, reference: OnnxruntimeReference.Timing? = nil
+    ) -> String {
         guard let dense = results.first else { return "" }
         var lines = [
-            "\(frames) frames; detections matched to dense full resolution at IoU ≥ 0.5",
-            "configuration                  GMAC/f ×dense  ms/frame    prec  recall    IoU   faces",
+            "\(frames) frames, \(threads) thread(s); detections matched to dense full resolution at IoU ≥ 0.5",
+            "configuration                  GMAC/f ×dense  ms/frame    prec  recall    IoU   faces"
+                + (reference == nil ? "" : "   ×ort"),
         ]
-        lines += results.map { row($0, dense: dense) }
+        if let reference {
+            lines.append(
+                "onnxruntime (dense)".padding(toLength: 28, withPad: " ", startingAt: 0)
+                    + String(
+                        format: " %8.3f %6.3f %9.1f %7.3f %7.3f %6.3f %7@ %6.2f", dense.macs / 1e9, 1.0,
+                        reference.meanMilliseconds, 1.0, 1.0, 1.0, "-", 1.0))
+        }
+        lines += results.map { row($0, dense: dense, reference: reference) }
         for r in results where !r.actions.isEmpty {
             let histogram = r.actions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
             lines.append("actions \(r.name): \(histogram.joined(separator: ", "))")
@@ -183,6 +223,17 @@ struct PolicyBench: AsyncParsableCommand {
                     cheapest.name as NSString, cheapest.macs / 1e9, 100 * cheapest.macs / max(1, dense.macs)))
         } else {
             lines.append("no skipd configuration keeps precision and recall ≥ 0.95")
+        }
+        if let reference {
+            let accurate = results.filter { $0.agreement.precision >= 0.95 && $0.agreement.recall >= 0.95 }
+            if let fastest = accurate.min(by: { $0.seconds < $1.seconds }) {
+                lines.append(
+                    String(
+                        format:
+                            "fastest with precision and recall ≥ 0.95: %@ %.2f× onnxruntime (%.1f vs %.1f ms/frame)",
+                        fastest.name as NSString, reference.meanMilliseconds / max(1e-9, fastest.seconds * 1e3),
+                        fastest.seconds * 1e3, reference.meanMilliseconds))
+            }
         }
         return lines.joined(separator: "\n")
     }

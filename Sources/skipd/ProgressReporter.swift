@@ -14,12 +14,18 @@ final class ProgressReporter: Sendable {
         var lastPrint = ContinuousClock.now
         var started = ContinuousClock.now
         var printedLive = false
+        /// Faces found (a `centerface` stage's detections) and on how many frames.
+        var faces = 0
+        var framesWithFaces = 0
+        var decoded = false
+        /// MACs a model stage executed, and what a dense model on every frame at full size would have.
+        var executedMACs = 0
+        var denseMACs = 0
     }
 
     private let state = Mutex(State())
     private let quiet: Bool
     private let terminal = isatty(STDERR_FILENO) != 0
-
     init(quiet: Bool) {
         self.quiet = quiet
     }
@@ -28,6 +34,15 @@ final class ProgressReporter: Sendable {
         let line: String? = state.withLock { s in
             s.frames += 1
             if frame.skipped { s.skipped += 1 }
+            if let found = frame.metadata[Detections.Key.self] {
+                s.decoded = true
+                s.faces += found.items.count
+                if !found.items.isEmpty { s.framesWithFaces += 1 }
+            }
+            if let cost = frame.metadata[ComputeCost.Key.self] {
+                s.executedMACs += cost.executedMACs
+                s.denseMACs += cost.denseMACs
+            }
             if let residual = frame.metadata[ResidualMap.Key.self] { s.changed.append(residual.changedFraction) }
             let now = ContinuousClock.now
             let every: Duration = terminal ? .milliseconds(250) : .seconds(5)
@@ -61,6 +76,17 @@ final class ProgressReporter: Sendable {
                     format: "%d frames in %.1f s (%.1f fps), %d skipped", report.framesOut, seconds,
                     seconds > 0 ? Double(report.framesOut) / seconds : 0, s.skipped)
             ]
+            if s.decoded {
+                lines.append("faces: \(s.faces) found, on \(s.framesWithFaces) of \(report.framesOut) frames")
+            }
+            if s.denseMACs > 0 {
+                lines.append(
+                    String(
+                        format: "compute: %.1f %% of a dense model on every frame (%.2f of %.2f GMAC a frame)",
+                        100 * Double(s.executedMACs) / Double(s.denseMACs),
+                        Double(s.executedMACs) / 1e9 / Double(max(1, report.framesOut)),
+                        Double(s.denseMACs) / 1e9 / Double(max(1, report.framesOut))))
+            }
             if let median = median(s.changed) {
                 lines.append(String(format: "median changed-block fraction: %.4f (%.2f %%)", median, median * 100))
             }

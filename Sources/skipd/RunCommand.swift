@@ -9,8 +9,9 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run one pipeline in the foreground until end of stream (Ctrl-C ends it cleanly).",
-        discussion: "Without FILE, runs the embedded default: assets/vtest.avi through residual and gate into "
-            + "out/vtest.jsonl. Exit codes: 0 ok, 1 runtime failure, 2 invalid file.")
+        discussion: "Without FILE, runs the embedded default: faces on assets/vtest.avi with skip-convolutions, into "
+            + "out/vtest-faces.jsonl and the annotated out/vtest-faces.mp4. Exit codes: 0 ok, 1 runtime failure, "
+            + "2 invalid file.")
 
     @Argument(help: "Pipeline file (gst-launch syntax with skipd stages).")
     var file: String?
@@ -30,6 +31,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "With --supervise: seconds without a frame before the pipeline is rebuilt.")
     var watchdog: Double = 5
 
+    @Option(help: "End the stream after this many frames from the source (a quick look at a long clip).")
+    var frames: Int?
+
     func run() async throws {
         if verbose { Skipd.logLevel.withLock { $0 = .info } }
         let planner = PipelinePlanner(registry: .standard)
@@ -38,6 +42,9 @@ struct RunCommand: AsyncParsableCommand {
             if let file {
                 plan = try planner.plan(file: file)
             } else {
+                // The default job's sink segment opens its file when it starts: the directory must be there.
+                try? FileManager.default.createDirectory(
+                    atPath: DefaultPipeline.outputDirectory, withIntermediateDirectories: true)
                 plan = try planner.plan(text: DefaultPipeline.text, file: DefaultPipeline.name)
             }
         } catch {
@@ -46,10 +53,12 @@ struct RunCommand: AsyncParsableCommand {
             throw Exit.invalidFile
         }
 
+        if let frames, frames < 1 { throw ValidationError("--frames must be at least 1") }
         let stop = StopSignal()
         let interrupts = InterruptHandler { stop.request() }
         let progress = ProgressReporter(quiet: quiet)
         if supervise {
+            guard frames == nil else { throw ValidationError("--frames ends a run; --supervise keeps one going") }
             guard watchdog > 0, watchdog <= ServeConfig.maximumSeconds else {
                 throw ValidationError("--watchdog must be positive, at most \(Int(ServeConfig.maximumSeconds)) seconds")
             }
@@ -87,7 +96,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         let report: RunReport
         do {
-            report = try await PipelineRunner(plan: plan).run(stop: stop, onOutput: progress.record)
+            var runner = PipelineRunner(plan: plan)
+            runner.frameLimit = frames
+            report = try await runner.run(stop: stop, onOutput: progress.record)
         } catch {
             progress.end()
             printError("\(plan.file): error: \(error)")

@@ -127,6 +127,31 @@ import Testing
         #expect(result.stderr.contains("median changed-block fraction"))
     }
 
+    /// `skipd run` without a file is the main job: faces on the plaza clip into a JSON-lines file and an annotated
+    /// H.264 mp4, and a summary a user reads (faces, frames, share of the dense compute). Cut to 4 frames here; run
+    /// in a directory of its own whose `assets` is the checkout's, so `out/` is created there.
+    @Test func theDefaultJobFindsFacesIntoAnAnnotatedVideo() throws {
+        let assets = Self.root.appendingPathComponent("assets")
+        try #require(
+            FileManager.default.fileExists(atPath: assets.appendingPathComponent("centerface.onnx").path),
+            "run scripts/fetch-assets")
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("assets"), withDestinationURL: assets)
+        let result = try skipd("run", "--frames", "4", in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try String(contentsOf: dir.appendingPathComponent("out/vtest-faces.jsonl"), encoding: .utf8)
+            .split(separator: "\n")
+        #expect(lines.count == 4)
+        #expect(lines.allSatisfy { $0.contains("\"faces\":") })
+        let video = try Data(contentsOf: dir.appendingPathComponent("out/vtest-faces.mp4"))
+        // An ISO BMFF file: its first box is `ftyp`, and it holds H.264 (`avc1`) frames.
+        #expect(video.count > 1000 && video[4..<8] == Data("ftyp".utf8) && video.range(of: Data("avc1".utf8)) != nil)
+        #expect(video.range(of: Data("moov".utf8)) != nil, "the muxer was not finalised (end of stream)")
+        #expect(result.stderr.contains("faces: "), "\(result.stderr)")
+        #expect(result.stderr.contains("compute: "), "\(result.stderr)")
+    }
+
     /// On 12 carphone frames at 192×160: dense agrees with itself, and interval-2 runs the model on 6 of 12 frames
     /// at the same size, so it costs exactly half the dense MACs.
     @Test func benchPolicyComparesEachConfigurationWithDense() throws {
