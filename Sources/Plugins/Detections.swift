@@ -64,7 +64,7 @@ public struct Detections: Sendable, Encodable {
 }
 
 /// How far one frame's detections agree with a reference's: greedy one-to-one matching by score at an IoU
-/// threshold (ALGORITHMS.md §9.4), counted so that sums over frames give precision and recall.
+/// threshold (docs/skip-convolutions.md §10), counted so that sums over frames give precision and recall.
 public struct DetectionAgreement: Sendable, Equatable {
     public var matched = 0
     /// Candidate detections with no reference partner.

@@ -1,6 +1,6 @@
 import PipelineKit
 
-/// Causal temporal fusion of one model output over the last k frames (ALGORITHMS.md §7).
+/// Causal temporal fusion of one model output over the last k frames (docs/skip-convolutions.md §9).
 ///
 /// ```
 /// … ! model model=assets/centerface.onnx ! fusion output=537 unit=st taps=3 weights=0.5,0.3,0.2 ! jsonsink …
@@ -66,7 +66,7 @@ public struct Fusion: Stage {
     }
 }
 
-/// How a fusion combines the current tensor with its past (ALGORITHMS.md §7).
+/// How a fusion combines the current tensor with its past (docs/skip-convolutions.md §9).
 public enum FusionUnit: String, Sendable, CaseIterable {
     /// Spatial only: the current tensor, unchanged.
     case s

@@ -98,7 +98,7 @@ struct ModelSize: Hashable, Sendable {
     var height: Int
 }
 
-/// The multiply-accumulates a model stage executed for a frame (convolutions and matrix products, ALGORITHMS.md
+/// The multiply-accumulates a model stage executed for a frame (convolutions and matrix products, docs/skip-convolutions.md
 /// §5; 0 when it reused its previous outputs), what one dense run at full size would have cost, and the input size
 /// it ran at.
 public struct ComputeCost: Sendable, Encodable {

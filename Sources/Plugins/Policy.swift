@@ -1,6 +1,6 @@
 import PipelineKit
 
-/// Picks, per frame, the resolution the model runs at or that frames are skipped (AR-Net, ALGORITHMS.md §6),
+/// Picks, per frame, the resolution the model runs at or that frames are skipped (AR-Net, docs/skip-convolutions.md §9),
 /// from `residual`'s statistics, the smallest face a decoder last saw and how full the model's input link is.
 ///
 /// ```

@@ -9,7 +9,7 @@ import PipelineKit
 /// A block is *changed* when any channel of any of its pixels differs from the reference by more than
 /// `threshold`. Only changed blocks update the reference (their change is passed on to later stages); elsewhere
 /// the residual keeps accumulating, so a slow drift is reported once it adds up instead of being lost
-/// (ALGORITHMS.md §1.1). The first frame, and any change of size or format, resets the reference: every block
+/// (docs/skip-convolutions.md §1). The first frame, and any change of size or format, resets the reference: every block
 /// is changed. Attaches a ``ResidualMap``. Needs packed 8-bit video (RGB, BGR, RGBx, GRAY8, …).
 public struct Residual: Stage {
     public static let info = StageInfo(

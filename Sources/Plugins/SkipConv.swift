@@ -1,7 +1,7 @@
 import PipelineKit
 import SkipNet
 
-/// Runs an ONNX CNN with skip-convolutions (ALGORITHMS.md §1–2): each conv recomputes only the outputs its input's
+/// Runs an ONNX CNN with skip-convolutions (docs/skip-convolutions.md §1–4): each conv recomputes only the outputs its input's
 /// changes reach, so a mostly static camera costs a fraction of `model`'s MACs for the same ``ModelOutputs``.
 ///
 /// ```
@@ -251,7 +251,7 @@ public struct SkipConv: Stage {
     }
 }
 
-/// What `skipconv` spent on one frame, in MACs (ALGORITHMS.md §5: convs only, gates included).
+/// What `skipconv` spent on one frame, in MACs (docs/skip-convolutions.md §7: convs only, gates included).
 public struct SkipStats: Sendable, Encodable {
     public var executedMACs: Int
     /// MACs of one dense run of the model.

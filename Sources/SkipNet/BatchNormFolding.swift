@@ -1,5 +1,5 @@
 /// Folds inference-time batch normalisation into the convolution before it:
-/// `W' = W·γ/σ` per output channel, `b' = β + γ/σ·(b − μ)`, `σ = √(var + ε)` (ALGORITHMS.md §1, Bias / BN).
+/// `W' = W·γ/σ` per output channel, `b' = β + γ/σ·(b − μ)`, `σ = √(var + ε)` (docs/skip-convolutions.md §1).
 /// Only when the convolution's output feeds nothing else and its weights are constants used by it alone.
 enum BatchNormFolding {
     static func fold(_ graph: inout Graph) {

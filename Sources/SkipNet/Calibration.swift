@@ -1,4 +1,4 @@
-/// Tunes skip-convolution thresholds to an error budget on a calibration clip (ALGORITHMS.md §4: front-to-back
+/// Tunes skip-convolution thresholds to an error budget on a calibration clip (docs/skip-convolutions.md §8: front-to-back
 /// greedy, DeltaCNN-style factor steps). Loss = the worst missed-change ratio over the model outputs (or those
 /// `Options.outputs` names) against the dense run (1.0 = what reusing the previous output scores). Starting from
 /// exact execution (every ε = 0), the input threshold and then each selected layer's threshold is multiplied by

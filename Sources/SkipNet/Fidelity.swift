@@ -1,8 +1,8 @@
 // Fidelity of a skip-convolution run against the dense run of the same clip, as `skipd bench skip` prints it
-// (ALGORITHMS, issue 5). Sums are Double: millions of squared Float differences summed in Float would swamp the
+// (docs/skip-convolutions.md §10). Sums are Double: millions of squared Float differences summed in Float would swamp the
 // small errors being measured.
 
-/// Accumulates, over a clip, how far one output tensor of a sparse run is from the dense run (ALGORITHMS / issue 5).
+/// Accumulates, over a clip, how far one output tensor of a sparse run is from the dense run (docs/skip-convolutions.md §10).
 public struct OutputFidelity: Sendable {
     /// Per-frame relative L2 ‖y−y_dense‖₂/‖y_dense‖₂, in order: 0 if both are zero, +infinity if only the dense
     /// output is (no scale to judge the error by).
@@ -81,7 +81,7 @@ public struct OutputFidelity: Sendable {
     }
 }
 
-/// Heatmap peak agreement (issue 5): for keypoint and centre heatmaps what matters is whether the peaks land in
+/// Heatmap peak agreement: for keypoint and centre heatmaps what matters is whether the peaks land in
 /// the same places, which a small L2 error does not guarantee. Peaks are cells > `threshold` that equal the maximum
 /// of their 3×3 neighbourhood (a 3×3 max-pool, stride 1, same padding: border cells compare only with in-bounds
 /// neighbours). On a plateau every cell equal to the neighbourhood maximum is a peak, even next to an equal

@@ -1,4 +1,4 @@
-/// Per-layer parameters and multiply-accumulates (ALGORITHMS.md §5): what `skipd inspect` prints.
+/// Per-layer parameters and multiply-accumulates (docs/skip-convolutions.md §7): what `skipd inspect` prints.
 public struct ModelSummary: Sendable {
     public struct Layer: Sendable {
         public var name: String

@@ -1,5 +1,5 @@
 /// The skip-convolution oracle: the MAC ratio an executor would reach if every convolution recomputed exactly the
-/// output positions whose receptive field holds an input-image change above θ (ALGORITHMS.md §1, §5). No gate can
+/// output positions whose receptive field holds an input-image change above θ (docs/skip-convolutions.md §3, §7). No gate can
 /// skip more without leaving a change unpropagated, so `skipd bench skip` prints it beside what the real executor
 /// achieves.
 ///

@@ -1,15 +1,17 @@
 import ArgumentParser
 import PipelineKit
 import Plugins
+import SkipNet
 
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate pipeline files without running them (GStreamer is asked about every element).",
-        discussion: "Prints each file's segments and the effective properties of its stages. "
-            + "Exit codes: 0 all valid, 2 some file invalid.")
+        abstract: "Validate pipeline files, serve configs and skip-settings sidecars without running anything.",
+        discussion: "A pipeline file's elements are checked with GStreamer; it prints the segments and the effective "
+            + "properties of its stages. A *.toml file is checked as a `skipd serve` config, a *.json file as a "
+            + "`skipd calibrate` sidecar. Exit codes: 0 all valid, 2 some file invalid.")
 
-    @Argument(help: "Pipeline files.")
+    @Argument(help: "Pipeline files (*.pipeline), serve configs (*.toml) or skip-settings sidecars (*.json).")
     var files: [String]
 
     func run() async throws {
@@ -17,9 +19,17 @@ struct CheckCommand: AsyncParsableCommand {
         var failed = false
         for file in files {
             do {
-                print(describe(try planner.plan(file: file)))
+                if file.hasSuffix(".toml") {
+                    _ = try ServeConfig.load(path: file)
+                    print("\(file): ok (serve config)")
+                } else if file.hasSuffix(".json") {
+                    _ = try SkipSettings.load(path: file)
+                    print("\(file): ok (skip settings)")
+                } else {
+                    print(describe(try planner.plan(file: file)))
+                }
             } catch {
-                printError(error.description)
+                printError("\(error)")
                 failed = true
             }
         }

@@ -13,7 +13,7 @@ enum DefaultPipeline {
           ! residual threshold=12 block=16
           ! gate min-changed=0.002 refresh=300
           ! policy
-          ! skipconv model=assets/centerface.onnx input-threshold=8 block=64 threads=2
+          ! skipconv model=assets/centerface.onnx input-threshold=8 context=16 rolling-refresh=30 threads=2
           ! centerface
           ! overlay
           ! jsonsink location=out/vtest-faces.jsonl

@@ -109,10 +109,11 @@ enum OnnxruntimeReference {
         name = g.input[0].name
         rows = np.arange(ih) * h // ih
         cols = np.arange(iw) * w // iw
+        same = (iw, ih) == (w, h)
 
         def tensor(f):
-            x = f[rows][:, cols].astype(np.float32)
-            return np.ascontiguousarray(x.transpose(2, 0, 1)[None] if nchw else x[None])
+            x = f if same else f[rows][:, cols]
+            return np.ascontiguousarray((x.transpose(2, 0, 1) if nchw else x)[None], dtype=np.float32)
 
         for i in range(min(3, n)):
             sess.run(None, {name: tensor(frames[i])})

@@ -59,7 +59,7 @@ struct PolicyBench: AsyncParsableCommand {
             // Bounded context: a change followed 16 pixels past the first layer, every layer refreshed in 30 frames.
             (
                 "skipconv-bounded",
-                "\(gate) ! skipconv \(m) input-threshold=12 context=16 rolling-refresh=30 ! centerface"
+                "\(gate) ! skipconv \(m) input-threshold=8 context=16 rolling-refresh=30 ! centerface"
             ),
         ]
     }
@@ -183,8 +183,9 @@ struct PolicyBench: AsyncParsableCommand {
             lines.append(
                 "onnxruntime (dense)".padding(toLength: 28, withPad: " ", startingAt: 0)
                     + String(
-                        format: " %8.3f %6.3f %9.1f %7.3f %7.3f %6.3f %7@ %6.2f", dense.macs / 1e9, 1.0,
-                        reference.meanMilliseconds, 1.0, 1.0, 1.0, "-", 1.0))
+                        // Timed only: its detections are not decoded, so no agreement is claimed.
+                        format: " %8.3f %6.3f %9.1f       -       -      -       - %6.2f", dense.macs / 1e9, 1.0,
+                        reference.meanMilliseconds, 1.0))
         }
         lines += results.map { row($0, dense: dense, reference: reference) }
         for r in results where !r.actions.isEmpty {

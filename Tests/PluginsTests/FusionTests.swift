@@ -3,7 +3,7 @@ import Testing
 
 @testable import Plugins
 
-/// `fusion` against an offline causal convolution written out independently below (ALGORITHMS.md §9.1: the
+/// `fusion` against an offline causal convolution written out independently below (docs/skip-convolutions.md §10: the
 /// streaming output equals the offline causal conv on the same frames).
 @Suite struct FusionTests {
     /// A 2×2 grey frame carrying model outputs: "heat" (position 0, the one fused by default) and "other".

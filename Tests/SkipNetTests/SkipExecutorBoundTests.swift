@@ -4,7 +4,7 @@ import Testing
 @testable import SkipNet
 
 /// The skip executor against the dense executor (itself checked against onnxruntime) on seeded random layers and
-/// synthetic clips: the output-norm bound of ALGORITHMS.md §2 per output, exactness at ε = 0 (§9.1), and no drift
+/// synthetic clips: the output-norm bound of docs/skip-convolutions.md §2 per output, exactness at ε = 0 (§10), and no drift
 /// under the commit rule (§1.1).
 @Suite struct SkipExecutorBoundTests {
     /// One conv layer's geometry.

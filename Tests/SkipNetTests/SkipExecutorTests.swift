@@ -3,7 +3,7 @@ import Testing
 
 @testable import SkipNet
 
-/// Each gate of ALGORITHMS.md §2 on hand-made residuals: a keyframe, then a frame with changes placed so that the
+/// Each gate of docs/skip-convolutions.md §2 on hand-made residuals: a keyframe, then a frame with changes placed so that the
 /// positions the gate must pick (strict comparisons, ties included) can be read off by hand. One conv, 2 → 2
 /// channels, 3×3, pad 1, on 8×8; tiles of one position unless a test is about tiling.
 @Suite struct SkipExecutorTests {

@@ -75,6 +75,14 @@ import Testing
         #expect(unknown.status != 0)
     }
 
+    /// The stage reference in the docs is the command's output, so it cannot drift from the code.
+    @Test func docsStagesPageIsTheGeneratedOne() throws {
+        let generated = try skipd("stages", "--markdown")
+        #expect(generated.status == 0)
+        let page = try String(contentsOf: Self.root.appendingPathComponent("docs/stages.md"), encoding: .utf8)
+        #expect(page == generated.stdout, "regenerate: skipd stages --markdown > docs/stages.md")
+    }
+
     @Test func runWritesOneLinePerFrameAndExitsZero() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,7 +1,7 @@
 import Foundation
 import SkipNetAVX2
 
-/// Skip-convolution for one Conv node (ALGORITHMS.md §1–3), recompute form: the layer keeps `x_ref` and an output
+/// Skip-convolution for one Conv node (docs/skip-convolutions.md §1–4), recompute form: the layer keeps `x_ref` and an output
 /// `y = act(W*x_ref + b)` that is exact for `x_ref`. Per frame it tests the residual `x − x_ref` where the input
 /// changed, picks active outputs `A` by its gate (tiled), commits into `x_ref` every input all of whose readers are
 /// in `A`, and recomputes `y` on `A` from `x_ref` (gather → one SGEMM per chunk → scatter with bias and activation).

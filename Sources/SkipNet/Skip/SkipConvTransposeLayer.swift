@@ -1,7 +1,7 @@
 /// Skip form of a transposed conv whose kernel equals its stride (no padding, no dilation, one group: CenterFace's
 /// 2×2 stride-2 upsampling): each input position writes its own non-overlapping k×k output block, so the gate decides
 /// per *input* position, an active position is its own commit, and its block is recomputed from `x_ref`
-/// (ALGORITHMS.md §1, ConvTranspose).
+/// (docs/skip-convolutions.md §1).
 final class SkipConvTransposeLayer: SkipLayer {
     /// Limits the outputs a frame marks changed (bounded context, set by `SkipExecutor`; not on keyframes): each
     /// input position writes its whole 2×2 output block, and the part of it outside the region is not followed.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Runs a ``Graph`` frame after frame, recomputing only what changed (Skip-Convolutions, ALGORITHMS.md §1–3).
+/// Runs a ``Graph`` frame after frame, recomputing only what changed (Skip-Convolutions, docs/skip-convolutions.md §1–4).
 ///
 /// Every value keeps its own buffer across frames, and each frame carries a change mask per value (positions that
 /// were rewritten). Convolutions and 2×2-stride-2 transposed convs are ``SkipLayer``s: gated, committing into their
@@ -448,7 +448,7 @@ public final class SkipExecutor {
         }
     }
 
-    /// Σ executed / Σ dense MACs over all frames run, keyframes and gates included (ALGORITHMS.md §5).
+    /// Σ executed / Σ dense MACs over all frames run, keyframes and gates included (docs/skip-convolutions.md §7).
     public var macRatio: Double { Double(executedMACs) / Double(max(1, denseMACs * frames)) }
 
     /// Σ selected / Σ dense MACs: the positions the gates chose, whether a layer then ran them sparsely or (being

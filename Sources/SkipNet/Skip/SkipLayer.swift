@@ -62,7 +62,7 @@ public struct SkipLayerStats: Sendable {
     public var frames = 0
     public var activePositions = 0
     public var executedMACs = 0
-    /// Norm statistics and Gumbel logits (one op per input element read, ALGORITHMS.md §5).
+    /// Norm statistics and Gumbel logits (one op per input element read, docs/skip-convolutions.md §7).
     public var gateMACs = 0
     /// Frames this layer ran densely (keyframe or above its break-even density).
     public var denseFrames = 0
@@ -100,7 +100,7 @@ public struct SkipLayerStats: Sendable {
     public var selectedRatio: Double { Double(selectedMACs) / Double(max(1, denseMACs * frames)) }
 }
 
-/// A convolution or transposed convolution that keeps the ALGORITHMS.md §1 state (a reference input; outputs
+/// A convolution or transposed convolution that keeps the docs/skip-convolutions.md §1 state (a reference input; outputs
 /// consistent with it) and, per frame, recomputes only outputs its gate selects.
 protocol SkipLayer: AnyObject {
     var stats: SkipLayerStats { get }
@@ -174,7 +174,7 @@ func rms(_ p: UnsafePointer<Float>, count: Int) -> Float {
 }
 
 /// Learns from a propagating layer's own timings whether recomputing its changed positions beats the dense kernel
-/// (ALGORITHMS.md §3: the break-even density d* measured on the target CPU, here online, per layer). Only exact
+/// (docs/skip-convolutions.md §4: the break-even density d* measured on the target CPU, here online, per layer). Only exact
 /// layers use it: both paths give the same values, so a timing-driven choice cannot change results.
 ///
 /// An estimate is only as good as its samples: the first run of a path is cold (page faults on fresh scratch, empty

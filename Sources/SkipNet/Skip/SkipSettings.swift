@@ -1,6 +1,6 @@
 import Foundation
 
-/// How a skip layer decides which outputs to recompute (ALGORITHMS.md §2). One decision per output position, shared
+/// How a skip layer decides which outputs to recompute (docs/skip-convolutions.md §2). One decision per output position, shared
 /// by all output channels; `r` is the layer input's residual against its reference.
 public enum GateKind: String, Codable, Sendable, CaseIterable {
     /// `Σ_c avgpool(|r_c|)(p) > ε`.
@@ -104,12 +104,44 @@ public struct SkipSettings: Codable, Sendable, Equatable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ModelError("\(path): cannot read skip settings (\(error.localizedDescription))")
         }
-        do { return try JSONDecoder().decode(SkipSettings.self, from: data) } catch let DecodingError.dataCorrupted(c) {
+        let settings: SkipSettings
+        do { settings = try JSONDecoder().decode(SkipSettings.self, from: data) } catch let DecodingError.dataCorrupted(
+            c)
+        {
             throw ModelError("\(path): not valid JSON (\(c.debugDescription))")
         } catch let DecodingError.typeMismatch(_, c) {
             throw ModelError("\(path): '\(c.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
         } catch {
             throw ModelError("\(path): \(error)")
+        }
+        do throws(ModelError) { try settings.validate() } catch { throw ModelError("\(path): \(error.description)") }
+        return settings
+    }
+
+    /// Every value within what the executor can use: one error naming the first field that is not.
+    public func validate() throws(ModelError) {
+        func check(_ ok: Bool, _ message: String) throws(ModelError) { if !ok { throw ModelError(message) } }
+        func usable(_ v: Float) -> Bool { v.isFinite && v >= 0 }
+        try check(usable(inputThreshold), "'inputThreshold' must be a number ≥ 0")
+        try check(usable(threshold), "'threshold' must be a number ≥ 0")
+        for (layer, value) in thresholds.sorted(by: { $0.key < $1.key }) {
+            try check(usable(value), "'thresholds.\(layer)' must be a number ≥ 0")
+        }
+        try check((1...1024).contains(block), "'block' must be 1 to 1024 pixels")
+        try check((0...1_000_000).contains(refresh), "'refresh' must be 0 to 1000000 frames")
+        try check(sceneCut.isFinite && sceneCut >= 0, "'sceneCut' must be a number ≥ 0")
+        try check((0...64).contains(dilation), "'dilation' must be 0 to 64 positions")
+        try check(breakEven.isFinite && breakEven >= 0, "'breakEven' must be a number ≥ 0")
+        for (layer, value) in breakEvens.sorted(by: { $0.key < $1.key }) {
+            try check(value.isFinite && value >= 0, "'breakEvens.\(layer)' must be a number ≥ 0")
+        }
+        try check((0...100_000).contains(context), "'context' must be 0 to 100000 pixels")
+        try check((0...1_000_000).contains(rollingRefresh), "'rollingRefresh' must be 0 to 1000000 frames")
+        try check((0...1_000_000).contains(minPixels), "'minPixels' must be 0 to 1000000")
+        for (layer, gate) in gumbel.sorted(by: { $0.key < $1.key }) {
+            try check(
+                gate.bias.isFinite && gate.weights.allSatisfy(\.isFinite), "'gumbel.\(layer)' holds a non-finite number"
+            )
         }
     }
 

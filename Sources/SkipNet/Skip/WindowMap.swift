@@ -135,7 +135,7 @@ struct WindowMap {
     }
 
     /// `commit` = inputs every reader of which is in `active` (and that have a reader): the largest set whose
-    /// change can be folded into the reference without any inactive output going stale (ALGORITHMS.md §1).
+    /// change can be folded into the reference without any inactive output going stale (docs/skip-convolutions.md §1).
     mutating func committable(_ active: SpatialMask, into commit: SpatialMask) {
         commit.clear()
         if active.isEmpty { return }
