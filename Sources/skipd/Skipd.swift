@@ -8,10 +8,14 @@ struct Skipd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "skipd",
         abstract: "Video analytics that computes only what changed.",
+        version: Skipd.version,
         subcommands: [
             RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self, BenchCommand.self,
             CalibrateCommand.self, FitPolicyCommand.self, ServeCommand.self, ReloadCommand.self,
         ])
+
+    /// The release, as `skipd --version` prints it and the Debian package is named.
+    static let version = "0.9.0"
 
     /// Log level for loggers created from now on; `run --verbose` raises it before building its pipeline.
     static let logLevel = Mutex(Logger.Level.warning)

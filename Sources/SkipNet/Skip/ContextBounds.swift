@@ -9,7 +9,8 @@
 /// after layer: a layer's outputs stay within the region even where its window reads a changed input outside it.
 ///
 /// Each plane's positions are mapped to image pixels by the plane's own stride (image size / plane size), so the
-/// same radius holds at every depth. One instance per executor; ``begin(changed:band:)`` starts a frame.
+/// same radius holds at every depth. One instance per executor; ``begin(changed:band:)`` starts a frame from the conv
+/// that reads the image (a model with several such convs takes its bounds from the last one run).
 final class ContextBounds {
     let radius: Int
     let imageWidth: Int
