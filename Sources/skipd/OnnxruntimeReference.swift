@@ -45,7 +45,7 @@ enum OnnxruntimeReference {
         // stderr to a file: a pipe nobody reads while stdout is read could fill and stall the child.
         let log = raw.appendingPathExtension("log")
         defer { try? FileManager.default.removeItem(at: log) }
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardOutput = out
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()

@@ -291,6 +291,14 @@ import Testing
         ("{\"gate\": \"median\"}", "median"),
         ("{\"block\": \"big\"}", "'block' has the wrong type"),
         ("{\"thresholds\": {\"conv1\": \"x\"}}", "wrong type"),
+        // Values the executor cannot use: each once passed loading and failed (or trapped) at run time.
+        ("{\"block\": 0}", "'block' must be 1 to 1024 pixels"),
+        ("{\"inputThreshold\": -1}", "'inputThreshold' must be a number ≥ 0"),
+        ("{\"threshold\": 1e39}", "'threshold' must be a number ≥ 0"),
+        ("{\"thresholds\": {\"conv1\": -0.5}}", "'thresholds.conv1' must be a number ≥ 0"),
+        ("{\"context\": -16}", "'context' must be 0 to 100000 pixels"),
+        ("{\"rollingRefresh\": -1}", "'rollingRefresh' must be 0 to 1000000 frames"),
+        ("{\"dilation\": 1000000}", "'dilation' must be 0 to 64 positions"),
     ])
     func malformedFileNamesItself(text: String, reason: String) throws {
         let path = try Self.file(text)

@@ -83,6 +83,25 @@ import Testing
         #expect(page == generated.stdout, "regenerate: skipd stages --markdown > docs/stages.md")
     }
 
+    /// A timeout no supervisor could use is a usage error, not a trap converting it to milliseconds; configs and
+    /// sidecars are checked by `skipd check` as pipeline files are.
+    @Test func absurdTimeoutsAndBadSidecarsAreOneError() throws {
+        let watchdog = try skipd("run", "--supervise", "--watchdog", "1e16", "pipelines/testsrc-snapshots.pipeline")
+        #expect(watchdog.status == 64 && watchdog.stderr.contains("--watchdog must be positive"), "\(watchdog.stderr)")
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let sidecar = dir.appendingPathComponent("bad.skip.json")
+        try #"{"block": 0}"#.write(to: sidecar, atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("bad.toml")
+        try "watchdog = 1e16\n".write(to: config, atomically: true, encoding: .utf8)
+        for (file, message) in [
+            (sidecar, "'block' must be 1 to 1024 pixels"), (config, "'watchdog' must be a positive number of seconds"),
+        ] {
+            let checked = try skipd("check", file.path)
+            #expect(checked.status == 2 && checked.stderr.contains(message), "\(checked.stderr)")
+        }
+    }
+
     @Test func runWritesOneLinePerFrameAndExitsZero() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
