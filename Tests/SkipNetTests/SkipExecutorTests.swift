@@ -294,7 +294,7 @@ import Testing
         // Values the executor cannot use: each once passed loading and failed (or trapped) at run time.
         ("{\"block\": 0}", "'block' must be 1 to 1024 pixels"),
         ("{\"inputThreshold\": -1}", "'inputThreshold' must be a number ≥ 0"),
-        ("{\"threshold\": 1e39}", "'threshold' must be a number ≥ 0"),
+        ("{\"sceneCut\": -1}", "'sceneCut' must be a number ≥ 0"),
         ("{\"thresholds\": {\"conv1\": -0.5}}", "'thresholds.conv1' must be a number ≥ 0"),
         ("{\"context\": -16}", "'context' must be 0 to 100000 pixels"),
         ("{\"rollingRefresh\": -1}", "'rollingRefresh' must be 0 to 1000000 frames"),
