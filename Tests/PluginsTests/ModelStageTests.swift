@@ -52,13 +52,19 @@ import Testing
         }
     }
 
-    /// A 1920×1080 camera with the face model and no `input-size`: 1080 is not a multiple of CenterFace's 32, so
-    /// both model stages run at 1920×1088 (the nearest multiple) and attach outputs of that input's quarter size.
-    @Test func aFullHDFrameRunsThroughModelAndSkipconvWithoutInputSize() async throws {
+    /// The face model's path (fetched by `scripts/fetch-assets`).
+    static func centerFace() throws -> String {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let cf = root.appendingPathComponent("assets/centerface.onnx").path
         try #require(FileManager.default.fileExists(atPath: cf), "run scripts/fetch-assets")
+        return cf
+    }
+
+    /// A 1920×1080 camera with the face model and no `input-size`: 1080 is not a multiple of CenterFace's 32, so
+    /// both model stages run at 1920×1088 (the nearest multiple) and attach outputs of that input's quarter size.
+    @Test func aFullHDFrameRunsThroughModelAndSkipconvWithoutInputSize() async throws {
+        let cf = try Self.centerFace()
         for stage in ["model", "skipconv"] {
             let plan = try PipelinePlanner(registry: .standard).plan(
                 text: """
@@ -79,10 +85,7 @@ import Testing
     /// A size written in the pipeline is taken as it is: a model that rejects it fails with its own error (no
     /// rounding behind the user's back), which a supervisor reports as `failed`.
     @Test func aWrittenSizeTheModelRejectsIsAConfigurationError() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let cf = root.appendingPathComponent("assets/centerface.onnx").path
-        try #require(FileManager.default.fileExists(atPath: cf), "run scripts/fetch-assets")
+        let cf = try Self.centerFace()
         let plan = try PipelinePlanner(registry: .standard).plan(
             text: """
                 videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=15/1,format=RGB

@@ -35,7 +35,7 @@ import Testing
     ]
 
     /// One mutation of `text`, drawn from `random`.
-    static func mutate(_ text: String, _ random: inout SplitMix) -> String {
+    static func mutate(_ text: String, _ random: inout SplitMix64) -> String {
         var chars = Array(text)
         if chars.isEmpty { return hostile[random.below(hostile.count)] }
         let at = random.below(chars.count)
@@ -60,7 +60,7 @@ import Testing
     @Test func mutatedPipelinesPlanOrFailWithOneDiagnostic() throws {
         var planner = PipelinePlanner(registry: .standard)
         planner.checkFiles = true
-        var random = SplitMix(seed: 20_261_207)
+        var random = SplitMix64(seed: 20_261_207)
         let seeds = try Self.seeds()
         var (planned, rejected) = (0, 0)
         for i in 0..<400 {
@@ -84,18 +84,4 @@ import Testing
         #expect(
             planned > 20 && rejected > 100, "planned \(planned), rejected \(rejected): the mutations should hit both")
     }
-}
-
-/// SplitMix64, seeded: the same mutations on every run and machine.
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
 }

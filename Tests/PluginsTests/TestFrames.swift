@@ -31,3 +31,19 @@ func relativeDifference(_ a: ModelOutputs, _ b: ModelOutputs) -> Float {
         return diff / max(scale, .leastNormalMagnitude)
     }.max() ?? .infinity
 }
+
+/// A small seeded generator (SplitMix64), so random sequences are the same on every run and machine.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A number in 0..<n.
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
+}
