@@ -60,15 +60,34 @@ let package = Package(
             name: "Plugins",
             dependencies: ["PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .executableTarget(
-            name: "skipd",
+        // The daemon: serve config, the supervised fleet of pipelines, the HTTP API and its metrics.
+        .target(
+            name: "SkipdService",
             dependencies: [
                 "PipelineKit", "Plugins", "SkipNet",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The lab tools: benchmarks against the dense engine and onnxruntime, threshold calibration, policy fitting.
+        .target(
+            name: "SkipdTools",
+            dependencies: [
+                "PipelineKit", "Plugins", "SkipNet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "skipd",
+            dependencies: [
+                "PipelineKit", "Plugins", "SkipNet", "SkipdService", "SkipdTools",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]

@@ -1,3 +1,4 @@
+import PipelineKit
 import Foundation
 import SkipNet
 

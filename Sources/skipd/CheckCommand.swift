@@ -1,5 +1,7 @@
 import ArgumentParser
 import PipelineKit
+import SkipdTools
+import SkipdService
 import Plugins
 import SkipNet
 

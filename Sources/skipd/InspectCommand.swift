@@ -1,3 +1,5 @@
+import PipelineKit
+import SkipdTools
 import ArgumentParser
 import Foundation
 import SkipNet

@@ -1,5 +1,6 @@
 import Foundation
 import PipelineKit
+import SkipdTools
 import Plugins
 import SkipNet
 import Synchronization

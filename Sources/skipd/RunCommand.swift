@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import PipelineKit
+import SkipdTools
+import SkipdService
 import Plugins
 import Synchronization
 

@@ -3,7 +3,10 @@ import Foundation
 import Hummingbird
 import Logging
 import PipelineKit
+import SkipdTools
+import SkipdService
 import ServiceLifecycle
+import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

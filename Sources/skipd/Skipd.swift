@@ -1,7 +1,9 @@
+import PipelineKit
 import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
+import SkipdTools
 
 @main
 struct Skipd: AsyncParsableCommand {
@@ -51,13 +53,4 @@ private func unblockStopSignals() {
     pthread_sigmask(SIG_UNBLOCK, &signals, nil)
 }
 
-/// Exit codes shared by the commands.
-enum Exit {
-    static let runtimeFailure = ExitCode(1)
-    static let invalidFile = ExitCode(2)
-}
 
-/// Writes to standard error, unbuffered, so messages survive a pipe and a kill.
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
-}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import PipelineKit
+import SkipdTools
 import Plugins
 
 struct StagesCommand: AsyncParsableCommand {

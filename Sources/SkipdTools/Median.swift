@@ -1,5 +1,5 @@
 /// The median of `values` (the mean of the middle two for an even count); nil when there are none.
-func median(_ values: [Double]) -> Double? {
+public func median(_ values: [Double]) -> Double? {
     guard !values.isEmpty else { return nil }
     let sorted = values.sorted()
     let mid = sorted.count / 2

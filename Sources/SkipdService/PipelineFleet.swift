@@ -5,7 +5,7 @@ import Plugins
 
 /// The pipelines `skipd serve` runs: one ``PipelineSupervisor`` per `*.pipeline` file of a directory, named after
 /// the file. One pipeline's failure never touches another: each has its own supervisor, task and stop signal.
-actor PipelineFleet {
+public actor PipelineFleet {
     private struct Member {
         var text: String
         var supervisor: PipelineSupervisor
@@ -45,7 +45,7 @@ actor PipelineFleet {
     /// Files whose latest version does not plan, with the error.
     private var invalid: [String: String] = [:]
 
-    init(directory: String, settings: PipelineSupervisor.Settings, logger: Logger) {
+    public init(directory: String, settings: PipelineSupervisor.Settings, logger: Logger) {
         self.directory = directory
         self.settings = settings
         self.logger = logger

@@ -4,8 +4,10 @@ import PipelineKit
 import Plugins
 import SkipNet
 
-struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks.", subcommands: [DenseBench.self, SkipBench.self, PolicyBench.self])
 }
 

@@ -4,7 +4,7 @@ import Synchronization
 /// `GET /metrics`: every pipeline's counters and gauges in Prometheus text format, refreshed from
 /// ``PipelineStatus`` at each scrape. Counters only grow: a pipeline whose counts start over (its file changed,
 /// or it was removed and added again) gets fresh series, which Prometheus reads as a counter reset.
-final class FleetMetrics: Sendable {
+public final class FleetMetrics: Sendable {
     private enum Kind { case counter, gauge }
 
     /// One metric family: its name, help and kind, declared once (the registry insists on one help text per name).
@@ -46,6 +46,8 @@ final class FleetMetrics: Sendable {
         "step_busy", "seconds", .gauge, "How long a stage (or the sink) has held the frame it holds now")
 
     private static let states = ["starting", "running", "reconnecting", "finished", "failed"]
+
+    public init() {}
 
     let registry = PrometheusCollectorRegistry()
 

@@ -18,19 +18,19 @@ import TOMLKit
 /// channel-capacity = 4                 # frames a link buffers when its file does not say
 /// stuck = 15                           # seconds a stage may hold one frame before WATCHDOG=1 stops
 /// ```
-struct ServeConfig: Decodable, Equatable {
-    var pipelines = "/etc/skipd/pipelines"
-    var pidfile = "/run/skipd/skipd.pid"
-    var watchdog = 5.0
-    var backoffMin = 1.0
-    var backoffMax = 30.0
-    var http = "127.0.0.1:8470"
-    var token = ""
-    var store = ""
-    var channelCapacity = ChannelElement.defaultCapacity
-    var stuck = 15.0
+public struct ServeConfig: Decodable, Equatable {
+    public var pipelines = "/etc/skipd/pipelines"
+    public var pidfile = "/run/skipd/skipd.pid"
+    public var watchdog = 5.0
+    public var backoffMin = 1.0
+    public var backoffMax = 30.0
+    public var http = "127.0.0.1:8470"
+    public var token = ""
+    public var store = ""
+    public var channelCapacity = ChannelElement.defaultCapacity
+    public var stuck = 15.0
 
-    init() {}
+    public init() {}
 
     static let keys = CodingKeys.allCases.map(\.stringValue).joined(separator: ", ")
 
@@ -43,7 +43,7 @@ struct ServeConfig: Decodable, Equatable {
         case stuck
     }
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         pipelines = try Self.decode(String.self, c, .pipelines) ?? pipelines
         pidfile = try Self.decode(String.self, c, .pidfile) ?? pidfile
@@ -58,7 +58,7 @@ struct ServeConfig: Decodable, Equatable {
     }
 
     /// `http` as host and port: `127.0.0.1:8470`, `[::1]:8470`, `0.0.0.0:0`.
-    var httpAddress: (host: String, port: Int)? {
+    public var httpAddress: (host: String, port: Int)? {
         guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]),
             (0...65535).contains(port)
         else { return nil }
@@ -98,10 +98,10 @@ struct ServeConfig: Decodable, Equatable {
 
     /// Longest time any key may give, in seconds (11.6 days): longer is a typo, and time arithmetic on it in
     /// milliseconds stays far from overflow.
-    static let maximumSeconds = 1_000_000.0
+    public static let maximumSeconds = 1_000_000.0
 
     /// Reads and checks a config file; the error is one line, `file:line:col: error: …` where the parser knows.
-    static func load(path: String) throws(ConfigError) -> ServeConfig {
+    public static func load(path: String) throws(ConfigError) -> ServeConfig {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -150,7 +150,7 @@ struct ServeConfig: Decodable, Equatable {
         return config
     }
 
-    var supervision: PipelineSupervisor.Settings {
+    public var supervision: PipelineSupervisor.Settings {
         var s = PipelineSupervisor.Settings()
         s.watchdog = .milliseconds(Int(watchdog * 1000))
         s.minimumBackoff = .milliseconds(Int(backoffMin * 1000))
@@ -161,7 +161,7 @@ struct ServeConfig: Decodable, Equatable {
     }
 }
 
-struct ConfigError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct ConfigError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -4,8 +4,10 @@ import PipelineKit
 import Plugins
 import SkipNet
 
-struct FitPolicyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct FitPolicyCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "fit-policy",
         abstract: "Learn a resolution/skip policy for the policy stage from a clip of your own camera, without labels.",
         discussion: """
@@ -32,7 +34,7 @@ struct FitPolicyCommand: AsyncParsableCommand {
     @Option(help: "Per-frame detection F1 an action must reach to be acceptable.") var agreement = 0.9
     @Option(help: "Policy file to write.") var output: String
 
-    func validate() throws {
+    public func validate() throws {
         guard scale >= 1, frames >= 2, from >= 0, threads > 0, skip >= 0, maxSkips >= 1 else {
             throw ValidationError("scale and threads must be positive, frames ≥ 2, skip ≥ 0, max-skips ≥ 1")
         }
@@ -44,7 +46,7 @@ struct FitPolicyCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
+    public func run() async throws {
         for path in [model, video] where !FileManager.default.fileExists(atPath: path) {
             printError("error: \(path) does not exist")
             throw ExitCode(2)
@@ -132,34 +134,5 @@ struct FitPolicyCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("wrote \(output)")
-    }
-}
-
-/// Multinomial logistic regression by full-batch gradient descent with a little L2, enough for a handful of
-/// features and a few hundred frames.
-enum SoftmaxRegression {
-    static func fit(_ samples: [(x: [Double], label: Int)], classes: Int, steps: Int = 3000, rate: Double = 0.5)
-        -> [[Double]]
-    {
-        guard let dims = samples.first?.x.count else { return Array(repeating: [], count: classes) }
-        var w = Array(repeating: Array(repeating: 0.0, count: dims), count: classes)
-        let n = Double(samples.count)
-        for _ in 0..<steps {
-            var grad = Array(repeating: Array(repeating: 0.0, count: dims), count: classes)
-            for (x, label) in samples {
-                let scores = w.map { row in zip(row, x).reduce(0) { $0 + $1.0 * $1.1 } }
-                let top = scores.max() ?? 0
-                let e = scores.map { exp($0 - top) }
-                let sum = e.reduce(0, +)
-                for c in 0..<classes {
-                    let g = e[c] / sum - (c == label ? 1 : 0)
-                    for d in 0..<dims { grad[c][d] += g * x[d] }
-                }
-            }
-            for c in 0..<classes {
-                for d in 0..<dims { w[c][d] -= rate * (grad[c][d] / n + 1e-3 * w[c][d]) }
-            }
-        }
-        return w
     }
 }

@@ -4,8 +4,10 @@ import PipelineKit
 import Plugins
 import SkipNet
 
-struct CalibrateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct CalibrateCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "calibrate",
         abstract: "Tune skip thresholds to an error budget on a clip and write the settings file.",
         discussion: """
@@ -44,7 +46,7 @@ struct CalibrateCommand: AsyncParsableCommand {
     @Option(help: "Settings file to write (default: <model without .onnx>.skip.json beside the model).")
     var output: String?
 
-    func validate() throws {
+    public func validate() throws {
         guard budget > 0, budget.isFinite else { throw ValidationError("--budget must be a positive number") }
         guard factor > 1, factor.isFinite else { throw ValidationError("--factor must be a number above 1") }
         guard scale >= 1, frames >= 2, threads > 0, block > 0, refresh >= 0, layers >= 0 else {
@@ -59,7 +61,7 @@ struct CalibrateCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
+    public func run() async throws {
         let gateKind = GateKind(rawValue: gate) ?? .inputSelect
         for path in [model, video] + (settings.map { [$0] } ?? []) where !FileManager.default.fileExists(atPath: path) {
             printError("error: \(path) does not exist")

@@ -18,14 +18,14 @@ import Synchronization
 ///
 /// Every error is JSON `{"error": "…"}`: 404 unknown route or pipeline, 405 (with `Allow`) a known route with
 /// another method, 401 a missing or wrong bearer token (required for every route when `token` is set).
-enum HTTPAPI {
+public enum HTTPAPI {
     /// The routes, by path pattern (`*` one segment) and method: the 404/405 decision needs them.
     static let routes: [(path: [String], method: HTTPRequest.Method)] = [
         (["live"], .get), (["ready"], .get), (["metrics"], .get), (["pipelines"], .get), (["pipelines", "*"], .get),
         (["pipelines", "*", "restart"], .post),
     ]
 
-    static func router(fleet: PipelineFleet, metrics: FleetMetrics, readiness: Readiness, token: String)
+    public static func router(fleet: PipelineFleet, metrics: FleetMetrics, readiness: Readiness, token: String)
         -> Router<BasicRequestContext>
     {
         let router = Router()
@@ -83,67 +83,5 @@ enum HTTPAPI {
             route.path.count == segments.count
                 && zip(route.path, segments).allSatisfy { pattern, segment in pattern == "*" || pattern == segment }
         }.map(\.method)
-    }
-}
-
-/// Whether `skipd serve` has started its pipelines and is not stopping (`/ready`).
-final class Readiness: Sendable {
-    private let ready = Atomic<Bool>(false)
-    var isReady: Bool { ready.load(ordering: .relaxed) }
-    func set(_ value: Bool) { ready.store(value, ordering: .relaxed) }
-}
-
-/// Every error as JSON `{"error": "…"}`; the router's bare 404 becomes 405 with `Allow` when the path is a route
-/// for other methods.
-struct JSONErrors<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
-        async throws -> Response
-    {
-        do {
-            return try await next(request, context)
-        } catch let error as HTTPError {
-            var status = error.status
-            var headers = error.headers
-            var message = error.body ?? status.reasonPhrase
-            if status == .notFound, error.body == nil {
-                let allowed = HTTPAPI.methods(for: request.uri.path)
-                if allowed.isEmpty {
-                    message = "no route \(request.uri.path)"
-                } else {
-                    status = .methodNotAllowed
-                    headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
-                    message = "\(request.method.rawValue) is not allowed on \(request.uri.path)"
-                }
-            }
-            var response = try HTTPAPI.json(["error": message], status: status)
-            response.headers.append(contentsOf: headers)
-            return response
-        }
-    }
-}
-
-/// Requires `Authorization: Bearer TOKEN` on every request.
-struct BearerToken<Context: RequestContext>: RouterMiddleware {
-    let token: String
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
-        async throws -> Response
-    {
-        let given = request.headers[.authorization] ?? ""
-        guard Self.equal(given, "Bearer \(token)") else {
-            throw HTTPError(
-                .unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
-        }
-        return try await next(request, context)
-    }
-
-    /// Compares without returning early, so response times do not tell how much of a guess was right.
-    static func equal(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (Array(a.utf8), Array(b.utf8))
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for k in 0..<max(x.count, y.count) {
-            difference |= (k < x.count ? x[k] : 0) ^ (k < y.count ? y[k] : 0)
-        }
-        return difference == 0
     }
 }

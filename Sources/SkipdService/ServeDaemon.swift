@@ -11,7 +11,7 @@ import UnixSignals
 /// WATCHDOG=1 goes out every second (or half of WATCHDOG_USEC if shorter) while the loop runs and no stage has
 /// held one frame longer than `stuck`: a hung stage (frames arriving, none leaving) stops it, and systemd restarts
 /// the service after WatchdogSec.
-struct ServeDaemon: Service {
+public struct ServeDaemon: Service {
     let fleet: PipelineFleet
     let readiness: Readiness
     let stuck: Duration
@@ -20,7 +20,11 @@ struct ServeDaemon: Service {
     /// SIGTERM must end the process within 5 s (systemd's stop timeout is longer, but a stop should be prompt).
     static let drainDeadline = 4.5
 
-    func run() async throws {
+    public init(fleet: PipelineFleet, readiness: Readiness, stuck: Duration, logger: Logger) {
+        (self.fleet, self.readiness, self.stuck, self.logger) = (fleet, readiness, stuck, logger)
+    }
+
+    public func run() async throws {
         // Trapped before the first reload: SIGHUP's default action would end the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         printError("serve: \(await fleet.reload())")
