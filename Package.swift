@@ -109,6 +109,10 @@ let package = Package(
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "PipelineKit", "SkipNet"]),
         // skipd-testcam is listed so its binary is built beside the test bundle (TestCamTests runs it).
         .testTarget(name: "skipdTests", dependencies: ["skipd", "skipd-testcam"]),
+        .testTarget(
+            name: "SkipdServiceTests",
+            dependencies: ["SkipdService", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
         .testTarget(name: "SkipNetTests", dependencies: ["SkipNet", "SkipNetAVX2"], exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]
