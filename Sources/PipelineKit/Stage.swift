@@ -9,7 +9,7 @@
 /// struct Counter: Stage {
 ///     static let info = StageInfo(name: "counter", summary: "Counts frames", example: "counter")
 ///     var seen = 0
-///     init(properties: StageProperties) {}
+///     init(properties: StageProperties, context: StageContext) {}
 ///     mutating func process(_ frame: Frame) async throws -> Frame? {
 ///         seen += 1
 ///         return frame
@@ -20,11 +20,9 @@ public protocol Stage: SendableMetatype {
     /// Name, summary and properties, as listed by `skipd stages`.
     static var info: StageInfo { get }
 
-    /// Builds the stage from properties already checked against ``StageInfo/properties``.
-    init(properties: StageProperties) throws
-
-    /// Builds the stage for a running pipeline; only stages that look at their output link or at what later
-    /// stages publish need more than the properties.
+    /// Builds the stage for a run from properties already checked against ``StageInfo/properties``; `context` is
+    /// what the running pipeline offers beyond them (its output link, the feedback board, the results store),
+    /// which most stages leave alone. `StageContext.detached()` serves tools that drive a stage directly.
     init(properties: StageProperties, context: StageContext) throws
 
     /// Handles one frame.
@@ -37,9 +35,6 @@ public protocol Stage: SendableMetatype {
 extension Stage {
     public mutating func finish() async throws {}
 
-    public init(properties: StageProperties, context: StageContext) throws {
-        try self.init(properties: properties)
-    }
 }
 
 /// What a running pipeline offers a stage beyond its properties.

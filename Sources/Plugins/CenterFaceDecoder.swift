@@ -49,11 +49,6 @@ public struct CenterFaceDecoder: Stage {
     private let nms: Float
     private let board: FeedbackBoard
 
-    public init(properties: StageProperties) throws {
-        // Driven without a running pipeline: nobody reads this board.
-        try self.init(properties: properties, context: .detached())
-    }
-
     public init(properties: StageProperties, context: StageContext) throws {
         names = OutputNames(
             heatmap: properties.string("heatmap"), scale: properties.string("scale"),

@@ -38,7 +38,7 @@ public struct Fusion: Stage {
     private let output: String
     private var fusion: CausalFusion
 
-    public init(properties: StageProperties) throws {
+    public init(properties: StageProperties, context: StageContext) throws {
         output = properties.string("output")
         let unit = FusionUnit(rawValue: properties.string("unit")) ?? .st
         let text = properties.string("weights")

@@ -30,7 +30,7 @@ public struct Gate: Stage {
     private var pending: [Bool] = []
     private var sinceRefresh = 0
 
-    public init(properties: StageProperties) {
+    public init(properties: StageProperties, context: StageContext) {
         minChanged = properties.double("min-changed")
         block = properties.int("block")
         refresh = properties.int("refresh")

@@ -27,7 +27,7 @@ public struct Interval: Stage {
     /// Frames since the last inferred one, this one included; the first frame is due.
     private var since: Int
 
-    public init(properties: StageProperties) {
+    public init(properties: StageProperties, context: StageContext) {
         n = max(1, properties.int("n"))
         since = n - 1
     }

@@ -20,7 +20,7 @@ public struct JSONSink: Stage {
     private var pending = Data()
     private let encoder = JSONEncoder()
 
-    public init(properties: StageProperties) throws {
+    public init(properties: StageProperties, context: StageContext) throws {
         location = properties.string("location")
         let url = URL(fileURLWithPath: location)
         do {

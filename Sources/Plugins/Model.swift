@@ -40,7 +40,7 @@ public struct Model: Stage {
         }
     }
 
-    public init(properties: StageProperties) throws {
+    public init(properties: StageProperties, context: StageContext) throws {
         options = try ModelOptions(properties: properties)
     }
 

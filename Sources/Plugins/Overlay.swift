@@ -38,7 +38,7 @@ public struct Overlay: Stage {
     private let landmarks: Bool
     private let markSkipped: Bool
 
-    public init(properties: StageProperties) throws {
+    public init(properties: StageProperties, context: StageContext) throws {
         let name = properties.string("color")
         // The planner has checked the choice; green stands in only if the list and the spec ever diverge.
         color = Self.colors.first { $0.name == name }?.rgb ?? [0, 255, 0]

@@ -64,10 +64,6 @@ public struct Policy: Stage {
     /// Face heights read from the board with the frame count they were read at, newest last, within `hold`.
     private var faces: [(height: Double, at: Int)] = []
 
-    public init(properties: StageProperties) throws {
-        try self.init(properties: properties, context: .detached())
-    }
-
     public init(properties: StageProperties, context: StageContext) throws {
         scales = try Self.scales(properties.string("scales"))
         skip = properties.int("skip")

@@ -27,7 +27,7 @@ public struct Residual: Stage {
     private var reference: [UInt8] = []
     private var referenceFormat: VideoFormat?
 
-    public init(properties: StageProperties) {
+    public init(properties: StageProperties, context: StageContext) {
         threshold = properties.int("threshold")
         block = properties.int("block")
     }

@@ -49,10 +49,6 @@ public struct SQLiteSink: Stage {
     private let pipeline: String
     private let encoder = JSONEncoder()
 
-    public init(properties: StageProperties) throws {
-        try self.init(properties: properties, context: .detached())
-    }
-
     public init(properties: StageProperties, context: StageContext) throws {
         pipeline = properties.isSet("pipeline") ? properties.string("pipeline") : context.pipeline
         // Opening and migrating block this task for a few milliseconds, once, before the first frame.

@@ -92,7 +92,7 @@ public struct SkipConv: Stage {
         case all
     }
 
-    public init(properties: StageProperties) throws {
+    public init(properties: StageProperties, context: StageContext) throws {
         options = try ModelOptions(properties: properties)
         settings = try Self.settings(properties)
         sidecar = properties.string("thresholds")

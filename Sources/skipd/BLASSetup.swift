@@ -1,5 +1,5 @@
-import PipelineKit
 import Foundation
+import PipelineKit
 import SkipNet
 
 enum BLASSetup {

@@ -1,9 +1,9 @@
 import ArgumentParser
 import PipelineKit
-import SkipdTools
-import SkipdService
 import Plugins
 import SkipNet
+import SkipdService
+import SkipdTools
 
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,8 @@
-import PipelineKit
-import SkipdTools
 import ArgumentParser
 import Foundation
+import PipelineKit
 import SkipNet
+import SkipdTools
 
 struct InspectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

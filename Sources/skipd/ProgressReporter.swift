@@ -1,8 +1,8 @@
 import Foundation
 import PipelineKit
-import SkipdTools
 import Plugins
 import SkipNet
+import SkipdTools
 import Synchronization
 
 /// Follows the frames leaving the last stage: a live line on a terminal, a plain line every few seconds

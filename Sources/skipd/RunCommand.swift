@@ -2,9 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import PipelineKit
-import SkipdTools
-import SkipdService
 import Plugins
+import SkipdService
+import SkipdTools
 import Synchronization
 
 struct RunCommand: AsyncParsableCommand {

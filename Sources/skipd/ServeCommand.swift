@@ -3,9 +3,9 @@ import Foundation
 import Hummingbird
 import Logging
 import PipelineKit
-import SkipdTools
-import SkipdService
 import ServiceLifecycle
+import SkipdService
+import SkipdTools
 import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand {

@@ -1,9 +1,9 @@
-import PipelineKit
 import ArgumentParser
 import Foundation
 import Logging
-import Synchronization
+import PipelineKit
 import SkipdTools
+import Synchronization
 
 @main
 struct Skipd: AsyncParsableCommand {
@@ -52,5 +52,3 @@ private func unblockStopSignals() {
     for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, signal) }
     pthread_sigmask(SIG_UNBLOCK, &signals, nil)
 }
-
-

@@ -1,7 +1,7 @@
 import ArgumentParser
 import PipelineKit
-import SkipdTools
 import Plugins
+import SkipdTools
 
 struct StagesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -48,7 +48,7 @@ import Testing
 /// Holds frame 3 for 1.5 s (a stage that hangs for a while).
 struct Hold: Stage {
     static let info = StageInfo(name: "hold", summary: "holds frame 3 for 1.5 s", example: "hold")
-    init(properties: StageProperties) {}
+    init(properties: StageProperties, context: StageContext) {}
     mutating func process(_ frame: Frame) async throws -> Frame? {
         if frame.index == 3 { try await Task.sleep(for: .milliseconds(1500)) }
         return frame

@@ -115,6 +115,6 @@ import Testing
 /// Passes frames on unchanged.
 struct Pass: Stage {
     static let info = StageInfo(name: "pass", summary: "passes frames on", example: "pass")
-    init(properties: StageProperties) {}
+    init(properties: StageProperties, context: StageContext) {}
     mutating func process(_ frame: Frame) async throws -> Frame? { frame }
 }

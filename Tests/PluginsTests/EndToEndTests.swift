@@ -128,7 +128,7 @@ struct FailAt: Stage {
         name: "failat", summary: "fails on one frame", example: "failat frame=5",
         properties: [.int("frame", default: 0, range: 0...1_000_000, "the frame to fail on")])
     let frame: Int
-    init(properties: StageProperties) { frame = properties.int("frame") }
+    init(properties: StageProperties, context: StageContext) { frame = properties.int("frame") }
     mutating func process(_ frame: Frame) async throws -> Frame? {
         struct Bad: Error, CustomStringConvertible { var description: String }
         if frame.index == self.frame { throw Bad(description: "frame \(frame.index) is bad") }

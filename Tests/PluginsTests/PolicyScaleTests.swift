@@ -118,7 +118,7 @@ struct ScriptedPolicy: Stage {
 
     let script: [String]
 
-    init(properties: StageProperties) {
+    init(properties: StageProperties, context: StageContext) {
         script = properties.string("script").split(separator: ",").map(String.init)
     }
 

@@ -48,7 +48,7 @@ import Testing
         values.merge(properties) { $1 }
         values["batch"] = values["batch"] ?? .int(30)
         values["interval"] = values["interval"] ?? .int(500)
-        return try SQLiteSink(properties: StageProperties(values))
+        return try SQLiteSink(properties: StageProperties(values), context: .detached())
     }
 
     @Test func writesFrameAndDetectionRowsWithExactValues() async throws {

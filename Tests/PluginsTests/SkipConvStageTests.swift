@@ -266,7 +266,7 @@ struct KeepDense: Stage {
 
     static let info = StageInfo(name: "keepdense", summary: "copies model outputs aside", example: "keepdense")
 
-    init(properties: StageProperties) {}
+    init(properties: StageProperties, context: StageContext) {}
 
     mutating func process(_ frame: Frame) async throws -> Frame? {
         var frame = frame
