@@ -18,11 +18,9 @@ struct DenseBench: AsyncParsableCommand {
         discussion: "Frames are decoded and converted to input tensors first; only the model run is timed. "
             + "The last line is machine-readable: 'result median_ms=… p95_ms=… gflops=…'.")
 
-    @Option(help: "ONNX model.") var model: String
-    @Option(help: "Video file.") var video: String
+    @OptionGroup var clip: ClipOptions
     @Option(help: "Frames to time.") var frames = 30
     @Option(help: "Untimed runs first.") var warmup = 3
-    @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Model input WxH (default: the video's size).") var inputSize: String?
     @Flag(help: "Also print time per operator type and the slowest layers.") var profile = false
     @Option(help: "Kernels: portable or avx2 (default: the fastest this CPU runs).") var kernels: KernelSet?
@@ -33,10 +31,10 @@ struct DenseBench: AsyncParsableCommand {
     var versus: KernelSet?
 
     func run() async throws {
-        guard frames > 0, warmup >= 0, threads > 0 else { throw ValidationError("frames, threads must be > 0") }
+        guard frames > 0, warmup >= 0, clip.threads > 0 else { throw ValidationError("frames, threads must be > 0") }
         let decoded = try await decode()
         guard let first = decoded.first else {
-            printError("error: \(video) gave no frames")
+            printError("error: \(clip.video) gave no frames")
             throw ExitCode(1)
         }
         var (w, h) = (first.image.width, first.image.height)
@@ -46,7 +44,7 @@ struct DenseBench: AsyncParsableCommand {
         }
         do {
             let (executor, input) = try ModelInput.loadModel(
-                path: model, width: w, height: h, threads: threads, kernels: kernels ?? .detected)
+                path: clip.model, width: w, height: h, threads: clip.threads, kernels: kernels ?? .detected)
             let graph = executor.graph
             let shape = input.shape
             let count = shape.reduce(1, *)
@@ -62,7 +60,8 @@ struct DenseBench: AsyncParsableCommand {
                 try tensors[i % tensors.count].withUnsafeBufferPointer { b throws(ModelError) in try executor.run(b) }
             }
             let other = try versus.map { k throws(ModelError) in
-                try ModelInput.loadModel(path: model, width: w, height: h, threads: threads, kernels: k).executor
+                try ModelInput.loadModel(path: clip.model, width: w, height: h, threads: clip.threads, kernels: k)
+                    .executor
             }
             if let other {
                 for i in 0..<warmup {
@@ -103,10 +102,10 @@ struct DenseBench: AsyncParsableCommand {
             let p95 = times[min(times.count - 1, Int((Double(times.count) * 0.95).rounded(.up)) - 1)]
             let macs = ModelSummary(graph).totalMACs
             let gflops = 2 * Double(macs) / (medianMs / 1e3) / 1e9
-            print("model \(model) input \(shape.shapeText), \(String(format: "%.3f", Double(macs) / 1e9)) GMAC")
+            print("model \(clip.model) input \(shape.shapeText), \(String(format: "%.3f", Double(macs) / 1e9)) GMAC")
             print(
-                "BLAS \(Kernels.blasCoreName()), \(executor.kernels.rawValue) kernels, \(threads) thread(s), "
-                    + "\(frames) frames of \(video)")
+                "BLAS \(Kernels.blasCoreName()), \(executor.kernels.rawValue) kernels, \(clip.threads) thread(s), "
+                    + "\(frames) frames of \(clip.video)")
             print(String(format: "ms/frame median %.2f  p95 %.2f  effective %.1f GFLOP/s", medianMs, p95, gflops))
             if let other {
                 let m = median(otherTimes) ?? 0
@@ -125,11 +124,11 @@ struct DenseBench: AsyncParsableCommand {
 
     /// The first `frames` frames of the clip (fewer if it is shorter), decoded to RGB by GStreamer.
     private func decode() async throws -> [Frame] {
-        guard FileManager.default.fileExists(atPath: video) else {
-            printError("error: \(video) does not exist")
+        guard FileManager.default.fileExists(atPath: clip.video) else {
+            printError("error: \(clip.video) does not exist")
             throw ExitCode(2)
         }
-        let location = PropertySyntax.quoted(video)
+        let location = PropertySyntax.quoted(clip.video)
         let plan = PipelinePlan.decoding(
             "filesrc location=\(location) ! decodebin ! videoconvert ! video/x-raw,format=RGB")
         let collected = FrameCollector()

@@ -22,14 +22,12 @@ public struct CalibrateCommand: AsyncParsableCommand {
             by .skip.json) holds absolute per-layer thresholds; other layers stay exact.
             """)
 
-    @Option(help: "ONNX model.") var model: String
-    @Option(help: "Video file (the calibration clip).") var video: String
+    @OptionGroup var clip: ClipOptions
     @Option(help: "Error budget: largest worst-output missed-change ratio accepted (e.g. 0.1).") var budget: Double
     @Option(help: "Upscale the clip by this factor with GStreamer's videoscale.") var scale = 1
     @Option(help: "Calibration frames (all are kept in memory).") var frames = 50
     @Option(help: "Stretches of the clip the frames come from, spread evenly over it (1: the clip's first frames).")
     var segments = 1
-    @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Gate: input-norm, output-norm, input-select.") var gate = "input-select"
     @Option(help: "Gated convs to tune, those with the most dense MACs (0: all).") var layers = 8
     @Flag(help: "Tune only the input threshold; every other layer stays exact (exact blocks keep running fused).")
@@ -49,7 +47,7 @@ public struct CalibrateCommand: AsyncParsableCommand {
     public func validate() throws {
         guard budget > 0, budget.isFinite else { throw ValidationError("--budget must be a positive number") }
         guard factor > 1, factor.isFinite else { throw ValidationError("--factor must be a number above 1") }
-        guard scale >= 1, frames >= 2, threads > 0, block > 0, refresh >= 0, layers >= 0 else {
+        guard scale >= 1, frames >= 2, clip.threads > 0, block > 0, refresh >= 0, layers >= 0 else {
             throw ValidationError("scale, threads and block must be positive, frames ≥ 2, refresh and layers ≥ 0")
         }
         guard segments >= 1, frames / segments >= 2 else {
@@ -63,21 +61,22 @@ public struct CalibrateCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let gateKind = GateKind(rawValue: gate) ?? .inputSelect
-        for path in [model, video] + (settings.map { [$0] } ?? []) where !FileManager.default.fileExists(atPath: path) {
+        for path in [clip.model, clip.video] + (settings.map { [$0] } ?? [])
+        where !FileManager.default.fileExists(atPath: path) {
             printError("error: \(path) does not exist")
             throw Exit.invalidFile
         }
-        let destination = output ?? URL(fileURLWithPath: model).deletingPathExtension().path + ".skip.json"
+        let destination = output ?? URL(fileURLWithPath: clip.model).deletingPathExtension().path + ".skip.json"
         let stretches: [[VideoImage]]
         if segments == 1 {
-            stretches = [try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)]
+            stretches = [try await ClipFrames.decodeForCommand(clip.video, limit: frames, scale: scale)]
         } else {
             let length = frames / segments
             printError(
-                "decoding \(segments) stretches of \(length) frames spread over \(video)"
+                "decoding \(segments) stretches of \(length) frames spread over \(clip.video)"
                     + "\(scale > 1 ? " at ×\(scale)" : "")…")
             do {
-                let spread = try await ClipFrames.stretches(video, count: segments, length: length, scale: scale)
+                let spread = try await ClipFrames.stretches(clip.video, count: segments, length: length, scale: scale)
                 stretches = spread.stretches
                 let starts = spread.starts.map(String.init).joined(separator: ", ")
                 printError("stretches start at frames \(starts) of \(spread.total)")
@@ -108,7 +107,7 @@ public struct CalibrateCommand: AsyncParsableCommand {
         let (graph, input) = try {
             () throws(ModelError) in
             let loaded = try ModelInput.loadModel(
-                path: model, width: images[0].width, height: images[0].height, threads: threads, mean: [mean],
+                path: clip.model, width: images[0].width, height: images[0].height, threads: clip.threads, mean: [mean],
                 scale: [inputScale])
             return (loaded.executor.graph, loaded.input)
         }()
@@ -124,7 +123,7 @@ public struct CalibrateCommand: AsyncParsableCommand {
         }
         var options = Calibration.Options(budget: budget)
         options.layers = layers
-        options.threads = threads
+        options.threads = clip.threads
         options.inputOnly = inputOnly
         options.factor = factor
         if let outputs {
@@ -144,7 +143,7 @@ public struct CalibrateCommand: AsyncParsableCommand {
         let tuned = inputOnly ? 0 : layers
         let bound = inputOnly || layers > 0 ? ", at most \(1 + (tuned + 1) * options.maxSteps) evaluations" : ""
         printError(
-            "calibrating \(model) (input \(input.shape.shapeText)) on \(images.count) frames\(spread), gate "
+            "calibrating \(clip.model) (input \(input.shape.shapeText)) on \(images.count) frames\(spread), gate "
                 + "\(base.gate.rawValue), budget \(budget)\(bound)")
         let start = ContinuousClock.now
         var last = start
@@ -163,7 +162,7 @@ public struct CalibrateCommand: AsyncParsableCommand {
 
         let total = Double(max(1, ModelSummary(graph).totalMACs))
         var lines = [
-            "calibrated \(model) on \(images.count) frames\(spread) of \(video)\(scale > 1 ? " ×\(scale)" : "") "
+            "calibrated \(clip.model) on \(images.count) frames\(spread) of \(clip.video)\(scale > 1 ? " ×\(scale)" : "") "
                 + "(input \(input.shape.shapeText)), gate \(base.gate.rawValue), budget \(budget)",
             String(
                 format: "%d evaluations in %.1f s; input threshold %g (model-input units)", result.evaluations,

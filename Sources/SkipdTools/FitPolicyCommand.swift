@@ -20,14 +20,12 @@ public struct FitPolicyCommand: AsyncParsableCommand {
             written as JSON for `policy model=FILE`. Progress goes to stderr.
             """)
 
-    @Option(help: "ONNX model (CenterFace).") var model: String
-    @Option(help: "Video file from the camera the policy is for.") var video: String
+    @OptionGroup var clip: ClipOptions
     @Option(help: "Upscale the clip by this factor with GStreamer's videoscale.") var scale = 1
     @Option(help: "Model input WxH at full resolution (default: the frame size).") var inputSize: String?
     @Option(help: "Frames to learn from.") var frames = 300
     @Option(help: "Frames of the clip to pass over first (e.g. to keep a benchmark's frames out of the fit).")
     var from = 0
-    @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Scales to choose from (1 is always included).") var scales = "1,0.5"
     @Option(help: "Frames a skip action covers (0: no skip action).") var skip = 2
     @Option(help: "Skip decisions in a row before a frame must run (the policy stage's max-skips).") var maxSkips = 2
@@ -35,7 +33,7 @@ public struct FitPolicyCommand: AsyncParsableCommand {
     @Option(help: "Policy file to write.") var output: String
 
     public func validate() throws {
-        guard scale >= 1, frames >= 2, from >= 0, threads > 0, skip >= 0, maxSkips >= 1 else {
+        guard scale >= 1, frames >= 2, from >= 0, clip.threads > 0, skip >= 0, maxSkips >= 1 else {
             throw ValidationError("scale and threads must be positive, frames ≥ 2, skip ≥ 0, max-skips ≥ 1")
         }
         guard agreement > 0, agreement <= 1 else { throw ValidationError("--agreement must be in (0, 1]") }
@@ -47,18 +45,19 @@ public struct FitPolicyCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        for path in [model, video] where !FileManager.default.fileExists(atPath: path) {
+        for path in [clip.model, clip.video] where !FileManager.default.fileExists(atPath: path) {
             printError("error: \(path) does not exist")
             throw ExitCode(2)
         }
         let scaleList = Array(Set(scales.split(separator: ",").compactMap { Double($0) } + [1])).sorted(by: >)
         let input = ClipFrames.stream(
-            try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale, skipping: from))
+            try await ClipFrames.decodeForCommand(clip.video, limit: frames, scale: scale, skipping: from))
         guard input.count >= 2 else {
-            printError("error: \(video) has no 2 frames after the first \(from)")
+            printError("error: \(clip.video) has no 2 frames after the first \(from)")
             throw Exit.invalidFile
         }
-        let modelProperties = PolicyBench.modelProperties(model: model, threads: threads, inputSize: inputSize)
+        let modelProperties = PolicyBench.modelProperties(
+            model: clip.model, threads: clip.threads, inputSize: inputSize)
         var detections: [[[Detection]]] = []
         var residuals: [ResidualMap] = []
         do {

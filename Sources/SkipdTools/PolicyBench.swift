@@ -18,14 +18,12 @@ struct PolicyBench: AsyncParsableCommand {
             residual and gate stages of the built-in skipd configurations).
             """)
 
-    @Option(help: "ONNX model (CenterFace).") var model: String
-    @Option(help: "Video file.") var video: String
+    @OptionGroup var clip: ClipOptions
     @Option(help: "Upscale the clip by this factor with GStreamer's videoscale (2: vtest.avi at 1536×1152).")
     var scale = 1
     @Option(help: "Model input WxH at full resolution (default: the frame size; carphone: 192x160).")
     var inputSize: String?
     @Option(help: "Frames (default: the whole clip).") var frames = Int.max
-    @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Comma-separated built-in configurations to run (default: all; dense always runs).") var only: String?
     @Option(help: "An extra configuration NAME=STAGES (repeatable; always runs).") var add: [String] = []
     @Option(
@@ -74,14 +72,16 @@ struct PolicyBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard scale >= 1, frames > 0, threads > 0 else { throw ValidationError("scale, frames, threads must be > 0") }
+        guard scale >= 1, frames > 0, clip.threads > 0 else {
+            throw ValidationError("scale, frames, threads must be > 0")
+        }
         guard versus == nil || versus == "onnxruntime" else { throw ValidationError("--versus takes onnxruntime") }
         if let inputSize, ModelInput.size(inputSize) == nil { throw ValidationError("--input-size must be WxH") }
-        guard FileManager.default.fileExists(atPath: model) else {
-            printError("error: \(model) does not exist")
+        guard FileManager.default.fileExists(atPath: clip.model) else {
+            printError("error: \(clip.model) does not exist")
             throw ExitCode(2)
         }
-        let modelProperties = Self.modelProperties(model: model, threads: threads, inputSize: inputSize)
+        let modelProperties = Self.modelProperties(model: clip.model, threads: clip.threads, inputSize: inputSize)
         var configs = Self.configurations(model: modelProperties)
         if let only {
             let names = Set(only.split(separator: ",").map(String.init) + ["dense"])
@@ -106,7 +106,7 @@ struct PolicyBench: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let images = try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)
+        let images = try await ClipFrames.decodeForCommand(clip.video, limit: frames, scale: scale)
         let input = ClipFrames.stream(images)
         var reference: [[Detection]] = []
         var results: [Result] = []
@@ -152,14 +152,14 @@ struct PolicyBench: AsyncParsableCommand {
             printError("running onnxruntime on \(images.count) frames…")
             do {
                 onnxruntime = try OnnxruntimeReference.time(
-                    model: model, frames: images, input: denseInput ?? (images[0].width, images[0].height),
-                    threads: threads)
+                    model: clip.model, frames: images, input: denseInput ?? (images[0].width, images[0].height),
+                    threads: clip.threads)
             } catch {
                 printError("error: \(error)")
                 throw ExitCode(1)
             }
         }
-        print(Self.report(results, frames: input.count, threads: threads, reference: onnxruntime))
+        print(Self.report(results, frames: input.count, threads: clip.threads, reference: onnxruntime))
     }
 
     static func row(_ r: Result, dense: Result, reference: OnnxruntimeReference.Timing? = nil) -> String {

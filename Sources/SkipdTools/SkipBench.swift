@@ -16,12 +16,10 @@ struct SkipBench: AsyncParsableCommand {
             previous output), mean error of the first and last 100 frames, heatmap peak recall and precision.
             """)
 
-    @Option(help: "ONNX model.") var model: String
-    @Option(help: "Video file.") var video: String
+    @OptionGroup var clip: ClipOptions
     @Option(help: "Upscale the clip by this factor with GStreamer's videoscale (2: vtest.avi at 1536×1152).")
     var scale = 1
     @Option(help: "Frames (default: the whole clip).") var frames = Int.max
-    @Option(help: "BLAS threads.") var threads = 1
     @Option(help: "Gate: input-norm, output-norm, gumbel, input-select.") var gate = "input-select"
     @Option(help: "Comma-separated thresholds of the first layer, in grey levels, one row each.") var sweep = "4"
     @Option(help: "Threshold of the other layers (× their RMS; 0: exact propagation).") var threshold: Float = 0
@@ -41,7 +39,7 @@ struct SkipBench: AsyncParsableCommand {
     @Option(help: "Write per-frame series (ms, MACs, errors) to this CSV file.") var csv: String?
 
     func run() async throws {
-        guard scale >= 1, frames > 0, threads > 0, block > 0 else {
+        guard scale >= 1, frames > 0, clip.threads > 0, block > 0 else {
             throw ValidationError("scale, frames, threads and block must be positive")
         }
         guard context >= 0, rolling >= 0 else { throw ValidationError("context and rolling must be 0 or positive") }
@@ -52,11 +50,11 @@ struct SkipBench: AsyncParsableCommand {
         guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 }) else {
             throw ValidationError("--sweep takes non-negative numbers, e.g. 0,0.5,1")
         }
-        guard FileManager.default.fileExists(atPath: model) else {
-            printError("error: \(model) does not exist")
+        guard FileManager.default.fileExists(atPath: clip.model) else {
+            printError("error: \(clip.model) does not exist")
             throw ExitCode(2)
         }
-        let images = try await ClipFrames.decodeForCommand(video, limit: frames, scale: scale)
+        let images = try await ClipFrames.decodeForCommand(clip.video, limit: frames, scale: scale)
         do {
             var base = try settings.map { (path) throws(ModelError) in try SkipSettings.load(path: path) }
             if base == nil {
@@ -98,16 +96,16 @@ struct SkipBench: AsyncParsableCommand {
     private func bench(_ images: [VideoImage], base: SkipSettings, sweep: [Float]) throws(ModelError) {
         let (w, h) = (images[0].width, images[0].height)
         let (denseExecutor, input) = try ModelInput.loadModel(
-            path: model, width: w, height: h, threads: threads, mean: [mean], scale: [inputScale])
+            path: clip.model, width: w, height: h, threads: clip.threads, mean: [mean], scale: [inputScale])
         guard input.layout == .nchw else { throw ModelError("bench skip runs NCHW image models") }
         let graph = denseExecutor.graph
         denseExecutor.collectsStepTimes = true
         let heatmap = graph.outputs.firstIndex { graph.shape(of: $0).count == 4 && graph.shape(of: $0)[1] == 1 }
         var tensor = [Float](repeating: 0, count: input.shape.reduce(1, *))
         print(
-            "model \(model) input \(input.shape.shapeText), \(String(format: "%.2f", Double(ModelSummary(graph).totalMACs) / 1e9)) GMAC; "
-                + "\(images.count) frames of \(video)\(scale > 1 ? " ×\(scale)" : ""); BLAS \(Kernels.blasCoreName()), "
-                + "\(threads) thread(s); gate \(base.gate.rawValue), block \(base.block) px, refresh \(base.refresh), "
+            "model \(clip.model) input \(input.shape.shapeText), \(String(format: "%.2f", Double(ModelSummary(graph).totalMACs) / 1e9)) GMAC; "
+                + "\(images.count) frames of \(clip.video)\(scale > 1 ? " ×\(scale)" : ""); BLAS \(Kernels.blasCoreName()), "
+                + "\(clip.threads) thread(s); gate \(base.gate.rawValue), block \(base.block) px, refresh \(base.refresh), "
                 + "min-pixels \(base.minPixels), context \(base.context) px, rolling refresh \(base.rollingRefresh)")
         var csvLines = [
             "setting,frame,keyframe,dense_ms,skip_ms,selected_macs,executed_macs,oracle_macs,dense_macs,rel_l2_max"
@@ -124,7 +122,7 @@ struct SkipBench: AsyncParsableCommand {
                 settings.inputThreshold = value * inputScale
             }
             let label = self.settings != nil ? "×\(value)" : "\(value)"
-            let skip = try SkipExecutor(graph: graph, settings: settings, threads: threads)
+            let skip = try SkipExecutor(graph: graph, settings: settings, threads: clip.threads)
             let grey = oracleThreshold ?? settings.inputThreshold / inputScale
             var oracle = OracleBound(graph: graph, threshold: grey * inputScale)
             var fidelity = Array(repeating: OutputFidelity(), count: graph.outputs.count)
