@@ -210,12 +210,16 @@ import Testing
         let mistyped = dir.appendingPathComponent("mistyped.json").path
         try #"{"threshold": "low"}"#.write(toFile: mistyped, atomically: true, encoding: .utf8)
         let pnet = Self.root.appendingPathComponent("assets/pnet.onnx").path
+        let valueColumn = "skipconv model=\(Self.centerface) ".count + 1
         let cases = [
             ("thresholds=\(broken)", "\(broken): not valid JSON"),
             ("thresholds=\(mistyped)", "\(mistyped): 'threshold' has the wrong type"),
-            // Caught when the pipeline is planned, with the value's column.
-            ("input-size=192", ":1:61: error: bad value for 'skipconv input-size': expected WxH"),
-            ("mean=1,2", ":1:55: error: bad value for 'skipconv mean': expected 1 or 3 comma-separated numbers"),
+            // Caught when the pipeline is planned, with the value's column (after "skipconv model=PATH ").
+            ("input-size=192", ":1:\(valueColumn + 11): error: bad value for 'skipconv input-size': expected WxH"),
+            (
+                "mean=1,2",
+                ":1:\(valueColumn + 5): error: bad value for 'skipconv mean': expected 1 or 3 comma-separated numbers"
+            ),
             ("gate=gumbel", "gate=gumbel needs a trained gate for conv '"),
         ]
         let frame = flat(0, width: 32, height: 32, value: 0)
