@@ -37,6 +37,9 @@ public struct CalibrateCommand: AsyncParsableCommand {
     var factor: Float = 2
     @Option(help: "Tile side in input pixels.") var block = 16
     @Option(help: "Dense keyframe every N frames (0: never).") var refresh = 300
+    @Option(help: "Bounded context in input pixels, calibrated under and written to the file (0: exact).")
+    var context: Int?
+    @Option(help: "Rolling refresh over N frames, calibrated under and written to the file (0: off).") var rolling: Int?
     @Option(help: "Base settings file: its gate, block, refresh etc. are kept (overrides --gate, --block, --refresh).")
     var settings: String?
     @Option(help: "Subtracted from each input channel.") var mean: Float = 0
@@ -49,6 +52,9 @@ public struct CalibrateCommand: AsyncParsableCommand {
         guard factor > 1, factor.isFinite else { throw ValidationError("--factor must be a number above 1") }
         guard scale >= 1, frames >= 2, clip.threads > 0, block > 0, refresh >= 0, layers >= 0 else {
             throw ValidationError("scale, threads and block must be positive, frames ≥ 2, refresh and layers ≥ 0")
+        }
+        guard (context ?? 0) >= 0, (rolling ?? 0) >= 0 else {
+            throw ValidationError("--context and --rolling must be ≥ 0")
         }
         guard segments >= 1, frames / segments >= 2 else {
             throw ValidationError("--segments must be at least 1, with at least 2 of the --frames in each")
@@ -94,6 +100,9 @@ public struct CalibrateCommand: AsyncParsableCommand {
                 base.block = block
                 base.refresh = refresh
             }
+            // Given here, they win over a --settings file's: the thresholds are tuned under them.
+            if let context { base.context = context }
+            if let rolling { base.rollingRefresh = rolling }
             try calibrate(stretches, base: base, destination: destination)
         } catch {
             printError("error: \(error)")

@@ -244,6 +244,12 @@ import Testing
         #expect(result.stdout.contains("on 6 frames in 3 stretches"))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: settings)))
         #expect((json as? [String: Any])?["inputThreshold"] is Double)
+        // Calibrated under bounded context, the file carries it for `skipconv thresholds=` to load.
+        let bounded = try skipd(common + ["--frames", "4", "--context", "16", "--rolling", "10"])
+        #expect(bounded.status == 0, "\(bounded.stderr)")
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: settings)))
+        #expect((written as? [String: Any])?["context"] as? Int == 16)
+        #expect((written as? [String: Any])?["rollingRefresh"] as? Int == 10)
 
         let thin = try skipd(common + ["--frames", "5", "--segments", "3"])
         #expect(thin.status != 0 && thin.stderr.contains("--segments"), "\(thin.stderr)")
