@@ -171,8 +171,12 @@ struct ModelOptions: Sendable {
     func inputSize(frameWidth: Int, frameHeight: Int, scale: Double) -> ModelSize {
         let full = fixedSize ?? (frameWidth, frameHeight)
         guard scale < 1 else { return ModelSize(width: full.width, height: full.height) }
-        func snap(_ n: Int) -> Int { max(stride, Int((Double(n) * scale / Double(stride)).rounded()) * stride) }
-        return ModelSize(width: snap(full.width), height: snap(full.height))
+        return ModelSize(width: snapped(full.width, scale: scale), height: snapped(full.height, scale: scale))
+    }
+
+    /// `n` pixels times `scale`, rounded to the nearest multiple of `stride` (at least one stride).
+    private func snapped(_ n: Int, scale: Double = 1) -> Int {
+        max(stride, Int((Double(n) * scale / Double(stride)).rounded()) * stride)
     }
 
     /// The model's graph and input conversion for an input of `width`×`height` (from ``inputSize``). With
@@ -184,8 +188,7 @@ struct ModelOptions: Sendable {
             return try ModelInput.loadGraph(
                 path: path, width: width, height: height, mean: mean, scale: scale, channelOrder: channelOrder)
         } catch {
-            func snap(_ n: Int) -> Int { max(stride, Int((Double(n) / Double(stride)).rounded()) * stride) }
-            let (w, h) = (snap(width), snap(height))
+            let (w, h) = (snapped(width), snapped(height))
             guard fixedSize == nil, (w, h) != (width, height) else { throw error }
             do {
                 return try ModelInput.loadGraph(

@@ -41,6 +41,8 @@ final class ContextBounds {
     func begin(changed: SpatialMask, band: Range<Int>) {
         self.band = band
         built.removeAll(keepingCapacity: true)
+        // Without a radius only the band is used (`addBand`): no per-frame prefix sum to build.
+        guard radius > 0 else { return }
         (baseWidth, baseHeight) = (changed.width, changed.height)
         let stride = baseWidth + 1
         if prefix.count != stride * (baseHeight + 1) { prefix = Array(repeating: 0, count: stride * (baseHeight + 1)) }
