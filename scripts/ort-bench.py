@@ -1,7 +1,7 @@
 """onnxruntime's side of scripts/bench-vs-onnxruntime: the same frames, the same thread count, dense fp32 CPU.
 
 usage: ort-bench.py MODEL CLIP FRAMES THREADS WARMUP [SCALE]
-Applies the two fix-ups of docs/assets.md (initializers out of graph.input, input dims set), decodes the clip
+Applies the two fix-ups of docs/test-data.md (initializers out of graph.input, input dims set), decodes the clip
 with GStreamer to RGB, times sess.run per frame and prints 'result median_ms=… p95_ms=…'.
 """
 import os

@@ -242,7 +242,7 @@ import Testing
         .deletingLastPathComponent()
 
     /// The dense model at 192×160 on the first 40-odd frames of carphone (176×144, one face filling a good part of the
-    /// picture, docs/assets.md): a face in nearly every frame, its box inside the frame, of a plausible size, with its
+    /// picture, docs/test-data.md): a face in nearly every frame, its box inside the frame, of a plausible size, with its
     /// landmarks inside the box.
     @Test func findsTheFaceInCarphone() async throws {
         let model = Self.root.appendingPathComponent("assets/centerface.onnx").path

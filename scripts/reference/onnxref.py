@@ -1,4 +1,4 @@
-"""Shared by skipd's reference scripts (tests and benchmarks): the ONNX fix-ups of docs/assets.md and
+"""Shared by skipd's reference scripts (tests and benchmarks): the ONNX fix-ups of docs/test-data.md and
 GStreamer frame decoding, so that onnxruntime sees exactly what skipd sees."""
 import os
 import subprocess
