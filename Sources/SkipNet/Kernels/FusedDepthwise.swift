@@ -88,13 +88,14 @@ extension Kernels {
     }
 
     /// `project(depthwise(expand(input)))` over `n` images, each stage optional except the depthwise conv (check
-    /// `canFuseDepthwise` first). Bands of output rows are split across the conv workers; a worker keeps the
+    /// `canFuseDepthwise` first). Bands of output rows are split across `workers` (default: the conv workers); a worker keeps the
     /// expanded rows its next band shares with the last one (1 row at stride 2, 2 at stride 1), so every expanded
     /// row is computed once per worker. With `kernels` `.avx2`, pointwise stages that carry `packed` weights and the
     /// depthwise conv run the AVX2 kernels (the caller has checked the CPU).
     static func fusedDepthwise(
         expand: ConvStage?, depthwise dw: ConvStage, project: ConvStage?, n: Int, input: UnsafePointer<Float>,
-        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, kernels: KernelSet = .portable
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, kernels: KernelSet = .portable,
+        workers: Int = convWorkers
     ) {
         let d = dw.params
         let s = d.strideH
@@ -115,7 +116,7 @@ extension Kernels {
         for b in 0..<n {
             let x = input + b * inImage
             let y = output + b * outImage
-            parallelRanges(bands, workers: convWorkers) { worker, lo, hi in
+            parallelRanges(bands, workers: workers) { worker, lo, hi in
                 let expanded = scratch + worker * perWorker
                 let dwOut = expanded + expandedFloats
                 if split != nil {

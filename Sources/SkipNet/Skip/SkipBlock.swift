@@ -29,10 +29,8 @@ final class SkipBlock {
     private let stages: FusedBlockStages
     private let output: UnsafeMutablePointer<Float>
     private let kernels: KernelSet
-    /// Copies of one rectangle's input window and output, and the fused kernel's scratch (grown as needed).
-    private var window = ScratchBuffer()
-    private var result = ScratchBuffer()
-    private var scratch = ScratchBuffer()
+    /// Per conv worker: copies of one rectangle's input window and output, and the fused kernel's scratch.
+    private let buffers = (0..<Kernels.maxConvWorkers).map { _ in RectangleBuffers() }
     private var runs: [MaskRun] = []
     private let cover: BlockCover
     private var rects: [BlockCover.Rectangle] = []
@@ -42,10 +40,18 @@ final class SkipBlock {
     private let depthwiseIndex: Int
     /// Σ the members' dense MACs.
     private let denseMACs: Int
+    /// Conv workers the rectangles of a frame are shared among (the executor's threads, capped).
+    private let workers: Int
+    /// Frames whose rectangles ran on several workers (for tests).
+    private(set) var parallelFrames = 0
 
     var input: Int { members[0].input }
 
-    init(members: [Member], stages: FusedBlockStages, output: UnsafeMutablePointer<Float>, kernels: KernelSet) {
+    init(
+        members: [Member], stages: FusedBlockStages, output: UnsafeMutablePointer<Float>, kernels: KernelSet,
+        workers: Int = 1
+    ) {
+        self.workers = max(1, min(workers, Kernels.maxConvWorkers))
         self.members = members
         self.stages = stages
         self.output = output
@@ -132,9 +138,11 @@ final class SkipBlock {
                 producer.computeAll(scratch: scratch)
                 plan.produced = (d.inH * d.inW, (ContinuousClock.now - t).seconds)
             }
-            runFused(d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW)
+            runFused(
+                d, input: stages.input, output: output, rows: 0..<d.outH, columns: 0..<d.outW, buffers: buffers[0],
+                workers: Kernels.convWorkers)
         } else {
-            for rect in rects { rectangle(rect, producer: producer) }
+            runRectangles(producer: producer)
         }
         let seconds = (ContinuousClock.now - start).seconds
         producer?.recordProduced(
@@ -180,20 +188,85 @@ final class SkipBlock {
         return (input, output, total, dense)
     }
 
+    /// Below this many MACs a frame's rectangles run on one worker: splitting them would cost more than it saves.
+    static let parallelMACs = 4_000_000
+
+    /// Runs the planned rectangles. With several conv workers, the output rows are cut into one part per worker of
+    /// about equal MACs and each rectangle is clipped to the parts it spans (a clipped rectangle reads its own
+    /// window), so the workers write disjoint rows and every output gets the value one worker would give it.
+    private func runRectangles(producer: SkipConvLayer?) {
+        guard workers > 1, plan.macs.total >= Self.parallelMACs else {
+            for rect in rects {
+                let p = rectangle(rect, producer: producer, buffers: buffers[0], worker: 0, workers: workers)
+                plan.produced = (plan.produced.positions + p.positions, plan.produced.seconds + p.seconds)
+            }
+            return
+        }
+        parallelFrames += 1
+        let parts = partition(into: workers)
+        var produced = [(positions: Int, seconds: Double)](repeating: (0, 0), count: parts.count)
+        produced.withUnsafeMutableBufferPointer { out in
+            Kernels.parallelRanges(parts.count, workers: workers) { _, lo, hi in
+                for w in lo..<hi {
+                    for rect in parts[w] {
+                        let p = rectangle(rect, producer: producer, buffers: buffers[w], worker: w, workers: 1)
+                        out[w] = (out[w].positions + p.positions, out[w].seconds + p.seconds)
+                    }
+                }
+            }
+        }
+        // The producer's share of the block's wall time: its CPU time spread over the workers.
+        for p in produced {
+            plan.produced.positions += p.positions
+            plan.produced.seconds += p.seconds / Double(parts.count)
+        }
+    }
+
+    /// `rects` cut at output rows into `count` parts of about equal MACs.
+    private func partition(into count: Int) -> [[BlockCover.Rectangle]] {
+        let cost = cost
+        let height = stages.depthwise.params.outH
+        var perRow = [Double](repeating: 0, count: height)
+        for r in rects {
+            let share = Double(cost.macs(r)) / Double(r.rows.count)
+            for y in r.rows { perRow[y] += share }
+        }
+        let total = perRow.reduce(0, +)
+        var cuts = [0]
+        var sum = 0.0
+        for y in 0..<height where cuts.count < count {
+            sum += perRow[y]
+            if sum >= total * Double(cuts.count) / Double(count) { cuts.append(y + 1) }
+        }
+        while cuts.count <= count { cuts.append(height) }
+        cuts[count] = height
+        return (0..<count).map { k in
+            let part = cuts[k]..<cuts[k + 1]
+            return rects.compactMap { r in
+                let rows = r.rows.clamped(to: part)
+                if rows.isEmpty { return nil }
+                return rows == r.rows ? r : cover.rectangle(rows: rows, columns: r.columns)
+            }
+        }
+    }
+
     /// Recomputes output `rect.rows × rect.columns` from a copy of its input window (or the window computed by
-    /// `producer`).
-    private func rectangle(_ rect: BlockCover.Rectangle, producer: SkipConvLayer?) {
+    /// `producer`) with `buffers`, the fused kernel on `workers`; returns the positions the producer computed and
+    /// the time it took. `worker`: the conv worker running it (the producer's scratch).
+    private func rectangle(
+        _ rect: BlockCover.Rectangle, producer: SkipConvLayer?, buffers: RectangleBuffers, worker: Int, workers: Int
+    ) -> (positions: Int, seconds: Double) {
         let d = stages.depthwise.params
         let (rows, columns, iy, ix) = (rect.rows, rect.computed, rect.windowRows, rect.windowColumns)
         let cin = stages.expand?.params.inC ?? d.inC
         let cout = stages.project?.params.outC ?? d.outC
         let (inPlane, windowPlane) = (d.inH * d.inW, iy.count * ix.count)
-        let x = window.reserve(cin * windowPlane)
+        let x = buffers.window.reserve(cin * windowPlane)
+        var produced = (positions: 0, seconds: 0.0)
         if let producer {
             let t = ContinuousClock.now
-            producer.produce(rows: iy, columns: ix, into: x, plane: windowPlane)
-            plan.produced.positions += windowPlane
-            plan.produced.seconds += (ContinuousClock.now - t).seconds
+            producer.produce(rows: iy, columns: ix, into: x, plane: windowPlane, worker: worker)
+            produced = (windowPlane, (ContinuousClock.now - t).seconds)
         } else {
             for c in 0..<cin {
                 for (r, row) in iy.enumerated() {
@@ -203,8 +276,9 @@ final class SkipBlock {
             }
         }
         let (outPlane, resultPlane) = (d.outH * d.outW, rows.count * columns.count)
-        let y = result.reserve(cout * resultPlane)
-        runFused(d, input: x, output: y, rows: rows, columns: columns, window: (iy, ix))
+        let y = buffers.result.reserve(cout * resultPlane)
+        runFused(
+            d, input: x, output: y, rows: rows, columns: columns, window: (iy, ix), buffers: buffers, workers: workers)
         let (kept, skipped) = (rect.columns, rect.columns.lowerBound - columns.lowerBound)
         for c in 0..<cout {
             for (r, row) in rows.enumerated() {
@@ -212,6 +286,7 @@ final class SkipBlock {
                     from: y + c * resultPlane + r * columns.count + skipped, count: kept.count)
             }
         }
+        return produced
     }
 
     /// The fused kernel on an input window `window` (image rows × columns; the whole image if nil) producing
@@ -219,7 +294,8 @@ final class SkipBlock {
     /// row/column inside the window (zero where the window starts inside the image).
     private func runFused(
         _ d: Conv2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Range<Int>,
-        columns: Range<Int>, window: (rows: Range<Int>, columns: Range<Int>)? = nil
+        columns: Range<Int>, window: (rows: Range<Int>, columns: Range<Int>)? = nil, buffers: RectangleBuffers,
+        workers: Int
     ) {
         var (e, dw, q) = (stages.expand, stages.depthwise, stages.project)
         if let window {
@@ -243,7 +319,7 @@ final class SkipBlock {
         let need = Kernels.fusedDepthwiseScratchCount(expand: e?.params, depthwise: dw.params, project: q?.params)
         Kernels.fusedDepthwise(
             expand: e, depthwise: dw, project: q, n: 1, input: input, output: output,
-            scratch: scratch.reserve(need), kernels: kernels)
+            scratch: buffers.scratch.reserve(need), kernels: kernels, workers: workers)
     }
 
     /// Shares `seconds` among the members by MACs and records what each computed: the expand conv at the input
@@ -260,6 +336,13 @@ final class SkipBlock {
                 dense: dense, breakEven: timer.breakEven)
         }
     }
+}
+
+/// One conv worker's buffers for a block's rectangles (grown as needed).
+final class RectangleBuffers {
+    var window = ScratchBuffer()
+    var result = ScratchBuffer()
+    var scratch = ScratchBuffer()
 }
 
 /// A float buffer that grows to the largest size asked for and is then reused.

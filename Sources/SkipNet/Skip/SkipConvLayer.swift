@@ -53,9 +53,13 @@ final class SkipConvLayer: SkipLayer {
     let kernels: KernelSet
     let packed: UnsafePointer<Float>?
     /// A first conv's weights packed for `AVX2Kernels.stemRun`, which its sparse recomputes run (see StemConv.swift:
-    /// no im2col copies, no scatter), and the kernel's row scratch; nil for every other conv.
+    /// no im2col copies, no scatter), and the kernel's row scratch, one per conv worker (a fed block's rectangles
+    /// run on several); nil for every other conv.
     private let stem:
-        (packed: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, clamp: AVX2Kernels.Clamp)?
+        (
+            packed: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
+            clamp: AVX2Kernels.Clamp
+        )?
 
     init(
         name: String, params: Conv2DParams, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -103,9 +107,9 @@ final class SkipConvLayer: SkipLayer {
             let packed = UnsafeMutablePointer<Float>.allocate(
                 capacity: AVX2Kernels.stemPackedCount(inC: p.inC, outC: p.outC))
             AVX2Kernels.packStem(weight, inC: p.inC, outC: p.outC, into: packed)
-            let scratch = UnsafeMutablePointer<Float>.allocate(
-                capacity: AVX2Kernels.stemScratchCount(inC: p.inC, n: p.outW))
-            stem = (packed, scratch, clamp)
+            let count = AVX2Kernels.stemScratchCount(inC: p.inC, n: p.outW)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: count * Kernels.maxConvWorkers)
+            stem = (packed, scratch, count, clamp)
         } else {
             stem = nil
         }
@@ -268,14 +272,17 @@ final class SkipConvLayer: SkipLayer {
     var feedsWindows: Bool { stem != nil }
 
     /// Computes output rows × columns of `conv(source)` (after `select`) into `window`, channel planes `plane`
-    /// floats apart, rows `columns.count` apart.
-    func produce(rows: Range<Int>, columns: Range<Int>, into window: UnsafeMutablePointer<Float>, plane: Int) {
+    /// floats apart, rows `columns.count` apart. Conv workers with different `worker` indices may call it at once.
+    func produce(
+        rows: Range<Int>, columns: Range<Int>, into window: UnsafeMutablePointer<Float>, plane: Int, worker: Int = 0
+    ) {
         guard let stem else { preconditionFailure("produce needs the stem kernel (feedsWindows)") }
         for (r, oy) in rows.enumerated() {
             AVX2Kernels.stemRun(
                 input: source, inC: p.inC, inH: p.inH, inW: p.inW, inPlane: p.inH * p.inW, oy: oy,
                 x0: columns.lowerBound, n: columns.count, packed: stem.packed, bias: bias, outC: p.outC,
-                output: window + r * columns.count, outPlane: plane, clamp: stem.clamp, scratch: stem.scratch)
+                output: window + r * columns.count, outPlane: plane, clamp: stem.clamp,
+                scratch: stem.scratch + worker * stem.scratchCount)
         }
     }
 

@@ -171,7 +171,7 @@ public final class SkipExecutor {
         }
         denseMACs = total
         changed = masks
-        let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense)
+        let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense, workers: threads)
         self.steps = feedsBlocks ? Self.feeding(grouped, graph: graph) : grouped
         scratch = SkipScratch(columns: columns, product: product, dense: denseScratch)
         if let bounds, settings.context > 0 { Self.limitOutputs(self.steps, to: bounds) }
@@ -336,7 +336,9 @@ public final class SkipExecutor {
 
     /// Replaces each run of steps that is one of the dense executor's fused blocks, with exact skip layers only, by
     /// a ``SkipBlock``.
-    private static func groupingBlocks(_ steps: [Step], nodes: [Int], dense: DenseExecutor) -> [Step] {
+    private static func groupingBlocks(
+        _ steps: [Step], nodes: [Int], dense: DenseExecutor, workers: Int
+    ) -> [Step] {
         var starts: [Int: SkipBlock] = [:]
         for (d, block) in dense.fusedBlocks {
             let convs = [block.expandNode, d, block.projectNode].compactMap { $0 }
@@ -353,7 +355,7 @@ public final class SkipExecutor {
             else { continue }
             starts[first] = SkipBlock(
                 members: members, stages: block, output: dense.pointer(members[members.count - 1].output),
-                kernels: dense.kernels)
+                kernels: dense.kernels, workers: workers)
         }
         var grouped: [Step] = []
         var i = 0
@@ -411,6 +413,16 @@ public final class SkipExecutor {
     public func reset() { needsKeyframe = true }
 
     public func output(_ index: Int) -> UnsafeBufferPointer<Float> { dense.output(index) }
+
+    /// Σ over fused blocks of the frames whose rectangles ran on several workers.
+    var parallelBlockFrames: Int {
+        steps.reduce(0) { sum, step in
+            switch step {
+            case .block(let b), .fed(_, let b, _, _, _): sum + b.parallelFrames
+            default: sum
+            }
+        }
+    }
 
     /// Where output `index` changed on the last frame.
     public func changedPositions(ofOutput index: Int) -> SpatialMask { changed[graph.outputs[index]]! }
