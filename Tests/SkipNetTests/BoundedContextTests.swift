@@ -174,8 +174,8 @@ import Testing
         #expect(executor.keyframes == 1)
     }
 
-    /// Two threads give every output of every frame as one does (within float rounding), with the fused blocks' rectangles
-    /// shared between the workers (checked to happen): three 48×48 squares move over a 512×384 scene, recomputed
+    /// Two threads give every output of every frame as one does (within float rounding), with the fused blocks'
+    /// rectangles and the other convs' runs shared between the workers (checked to happen): three 48×48 squares move over a 512×384 scene, recomputed
     /// sparsely under a 16-pixel context with a rolling refresh.
     @Test func twoThreadsEqualOne() throws {
         let graph = try Self.centerFace(width: 512, height: 384)
@@ -184,13 +184,14 @@ import Testing
         settings.rollingRefresh = 5
         let frames = (0..<6).map { t in Self.movingSquares(frame: t, width: 512, height: 384) }
         var results: [[[Float]]] = []
-        var parallel: [Int] = []
+        var parallel: [(blocks: Int, convs: Int)] = []
         for threads in [1, 2] {
             let executor = try SkipExecutor(graph: graph, settings: settings, threads: threads)
             results.append(try frames.flatMap { try executor.run($0).map(\.data) })
-            parallel.append(executor.parallelBlockFrames)
+            parallel.append(executor.parallelFrames)
         }
-        #expect(parallel[0] == 0 && parallel[1] > 0, "frames with rectangles on two workers: \(parallel)")
+        #expect(parallel[0] == (0, 0), "one thread, work on two workers: \(parallel[0])")
+        #expect(parallel[1].blocks > 0 && parallel[1].convs > 0, "two threads, work on two workers: \(parallel[1])")
         for (k, (one, two)) in zip(results[0], results[1]).enumerated() {
             // Within float rounding (OpenBLAS and the dense kernels split their sums differently on two threads,
             // keyframes included); a rectangle lost or misplaced leaves a stale value, off by far more. Compared by

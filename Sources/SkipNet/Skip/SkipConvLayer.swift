@@ -52,6 +52,10 @@ final class SkipConvLayer: SkipLayer {
     /// packed for the AVX2 ones.
     let kernels: KernelSet
     let packed: UnsafePointer<Float>?
+    /// Conv workers a sparse recompute's runs are shared among (the executor's threads, capped).
+    private let workers: Int
+    /// Frames whose sparse recompute ran on several workers (for tests).
+    private(set) var parallelFrames = 0
     /// A first conv's weights packed for `AVX2Kernels.stemRun`, which its sparse recomputes run (see StemConv.swift:
     /// no im2col copies, no scatter), and the kernel's row scratch, one per conv worker (a fed block's rectangles
     /// run on several); nil for every other conv.
@@ -66,9 +70,10 @@ final class SkipConvLayer: SkipLayer {
         activation: Kernels.Activation, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         gate: GateKind, threshold: Float, relative: Bool, gumbel: GumbelGate?, tile: Int, breakEven: Double,
         dilation: Int, kernels: KernelSet = .portable, packed: UnsafePointer<Float>? = nil,
-        hotFilter: (tile: Int, minimum: Int)? = nil
+        hotFilter: (tile: Int, minimum: Int)? = nil, workers: Int = 1
     ) {
         self.hotFilter = hotFilter
+        self.workers = max(1, min(workers, Kernels.maxConvWorkers))
         self.kernels = kernels
         self.packed = packed
         p = params
@@ -243,19 +248,15 @@ final class SkipConvLayer: SkipLayer {
         } else {
             active.runs(into: &scratch.runs)
             scratch.runs.merge(gap: mergeGap)
-            let computed = scratch.runs.positions
-            if let stem {
-                for run in scratch.runs {
-                    AVX2Kernels.stemRun(
-                        input: source, inC: p.inC, inH: p.inH, inW: p.inW, inPlane: p.inH * p.inW, oy: run.y,
-                        x0: run.x0, n: run.length, packed: stem.packed, bias: bias, outC: p.outC,
-                        output: y + run.y * p.outW + run.x0, outPlane: p.outH * p.outW, clamp: stem.clamp,
-                        scratch: stem.scratch)
-                }
-            } else if p.isDepthwise {
-                recomputeDepthwise(scratch.runs, from: source)
-            } else {
-                recompute(scratch, from: source)
+            let runs = scratch.runs
+            let computed = runs.positions
+            // Parts of the runs go to the workers; runs are disjoint, so are the outputs each part writes.
+            let parts =
+                workers > 1 && computed * macsPerOutput >= ParallelWork.minimumMACs
+                ? ParallelWork.ranges(of: runs, parts: workers) : [0..<runs.count]
+            if parts.count > 1 { parallelFrames += 1 }
+            Kernels.parallelRanges(parts.count, workers: parts.count) { _, lo, hi in
+                for worker in lo..<hi { recompute(runs[parts[worker]], from: source, scratch: scratch, worker: worker) }
             }
             timer.recordSparse((ContinuousClock.now - start).seconds, positions: computed)
             account(
@@ -263,6 +264,25 @@ final class SkipConvLayer: SkipLayer {
                 selected: active.count * macsPerOutput)
         }
         stats.breakEven = timer.breakEven ?? 0
+    }
+
+    /// Recomputes the outputs of `runs` from `source` on conv worker `worker` (its scratch).
+    private func recompute(
+        _ runs: ArraySlice<MaskRun>, from source: UnsafePointer<Float>, scratch: SkipScratch, worker: Int
+    ) {
+        if let stem {
+            for run in runs {
+                AVX2Kernels.stemRun(
+                    input: source, inC: p.inC, inH: p.inH, inW: p.inW, inPlane: p.inH * p.inW, oy: run.y,
+                    x0: run.x0, n: run.length, packed: stem.packed, bias: bias, outC: p.outC,
+                    output: y + run.y * p.outW + run.x0, outPlane: p.outH * p.outW, clamp: stem.clamp,
+                    scratch: stem.scratch + worker * stem.scratchCount)
+            }
+        } else if p.isDepthwise {
+            recomputeDepthwise(runs, from: source)
+        } else {
+            recomputeGEMM(runs, from: source, columns: scratch.columns(worker), product: scratch.product(worker))
+        }
     }
 
     // MARK: - Feeding a block
@@ -420,20 +440,24 @@ final class SkipConvLayer: SkipLayer {
     /// GEMM convs: active positions in chunks; per chunk and group, im2col rows of `x_ref` → SGEMM → scatter.
     /// (Runs of 16 or more straight into the output planes, GEMM with ldc = plane and no scatter, measured no
     /// faster on the first conv: k = 27 GEMMs of 16–48 columns lose what the scatter costs.)
-    private func recompute(_ scratch: SkipScratch, from source: UnsafePointer<Float>) {
+    private func recomputeGEMM(
+        _ runs: ArraySlice<MaskRun>, from source: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>,
+        product: UnsafeMutablePointer<Float>
+    ) {
         let cinG = p.inC / p.groups
         let coutG = p.outC / p.groups
         let k = cinG * p.kH * p.kW
         let capacity = min(p.outH * p.outW, SkipScratch.chunkPositions(k: k))
-        forEachChunk(of: scratch.runs, capacity: capacity, into: &scratch.chunk) { chunk, m in
+        var chunk: [MaskRun] = []
+        forEachChunk(of: runs, capacity: capacity, into: &chunk) { chunk, m in
             for g in 0..<p.groups {
-                gather(chunk, from: source, positions: m, firstChannel: g * cinG, into: scratch.columns)
+                gather(chunk, from: source, positions: m, firstChannel: g * cinG, into: columns)
                 // Bias and activation are applied as the product is stored (in the AVX2 tiles' epilogue).
                 Kernels.pointwiseGEMM(
                     m: coutG, n: m, k: k, weight: weight + g * coutG * k, lda: k, packed: packed,
-                    bias: bias.map { $0 + g * coutG }, activation: activation, b: scratch.columns, ldb: m,
-                    c: scratch.product, ldc: m, kernels: kernels)
-                scatter(chunk, positions: m, from: scratch.product, firstChannel: g * coutG, channels: coutG)
+                    bias: bias.map { $0 + g * coutG }, activation: activation, b: columns, ldb: m,
+                    c: product, ldc: m, kernels: kernels)
+                scatter(chunk, positions: m, from: product, firstChannel: g * coutG, channels: coutG)
             }
         }
     }
@@ -497,7 +521,7 @@ final class SkipConvLayer: SkipLayer {
 
     /// Depthwise: a direct loop per channel and run (9 MACs an output do not pay for a gather); 3×3 kernels take
     /// the dense kernel's SIMD rows restricted to the runs.
-    private func recomputeDepthwise(_ runs: [MaskRun], from source: UnsafePointer<Float>) {
+    private func recomputeDepthwise(_ runs: ArraySlice<MaskRun>, from source: UnsafePointer<Float>) {
         if p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1 && p.strideH == p.strideW
             && (p.strideH == 1 || p.strideH == 2)
         {

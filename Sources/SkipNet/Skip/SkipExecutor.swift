@@ -128,7 +128,8 @@ public final class SkipExecutor {
                     tile: settings.block / stride, breakEven: settings.breakEven(for: name),
                     dilation: inputs[0] == inputValue ? settings.dilation : 0, kernels: dense.kernels,
                     packed: dense.packedForAVX2(weight!, p),
-                    hotFilter: readsInput && settings.minPixels > 1 ? (settings.block, settings.minPixels) : nil)
+                    hotFilter: readsInput && settings.minPixels > 1 ? (settings.block, settings.minPixels) : nil,
+                    workers: threads)
                 let need = SkipConvLayer.scratchNeeds(p)
                 (columns, product) = (max(columns, need.columns), max(product, need.product))
                 denseScratch = max(denseScratch, Kernels.conv2dScratchCount(p))
@@ -173,7 +174,8 @@ public final class SkipExecutor {
         changed = masks
         let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense, workers: threads)
         self.steps = feedsBlocks ? Self.feeding(grouped, graph: graph) : grouped
-        scratch = SkipScratch(columns: columns, product: product, dense: denseScratch)
+        scratch = SkipScratch(
+            columns: columns, product: product, dense: denseScratch, workers: min(threads, Kernels.maxConvWorkers))
         if let bounds, settings.context > 0 { Self.limitOutputs(self.steps, to: bounds) }
     }
 
@@ -414,11 +416,13 @@ public final class SkipExecutor {
 
     public func output(_ index: Int) -> UnsafeBufferPointer<Float> { dense.output(index) }
 
-    /// Σ over fused blocks of the frames whose rectangles ran on several workers.
-    var parallelBlockFrames: Int {
-        steps.reduce(0) { sum, step in
+    /// Frames whose recompute ran on several workers, summed over fused blocks and over convs outside them.
+    var parallelFrames: (blocks: Int, convs: Int) {
+        steps.reduce((0, 0)) { sum, step in
             switch step {
-            case .block(let b), .fed(_, let b, _, _, _): sum + b.parallelFrames
+            case .block(let b): (sum.0 + b.parallelFrames, sum.1)
+            case .fed(let c, let b, _, _, _): (sum.0 + b.parallelFrames, sum.1 + c.parallelFrames)
+            case .skip(let c as SkipConvLayer, _, _, _): (sum.0, sum.1 + c.parallelFrames)
             default: sum
             }
         }

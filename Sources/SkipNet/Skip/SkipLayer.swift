@@ -1,7 +1,7 @@
 /// Splits `runs` into chunks of at most `capacity` positions (splitting a run where needed) and calls `body` with
 /// each chunk and its position count: the unit of one gather → SGEMM → scatter.
-func forEachChunk(
-    of runs: [MaskRun], capacity: Int, into chunk: inout [MaskRun], _ body: (_ chunk: [MaskRun], _ count: Int) -> Void
+func forEachChunk<Runs: Sequence<MaskRun>>(
+    of runs: Runs, capacity: Int, into chunk: inout [MaskRun], _ body: (_ chunk: [MaskRun], _ count: Int) -> Void
 ) {
     var m = 0
     chunk.removeAll(keepingCapacity: true)
@@ -28,17 +28,23 @@ func forEachChunk(
 final class SkipScratch {
     /// Floats of columns per chunk: about 1 MB, so a chunk's columns stay in L2 between gather and GEMM.
     static let columnBudget = 1 << 18
+    /// Worker 0's columns and product; each further worker's follow (`columns(worker)`, `product(worker)`).
     let columns: UnsafeMutablePointer<Float>
     let product: UnsafeMutablePointer<Float>
     let dense: UnsafeMutablePointer<Float>
     var chunk: [MaskRun] = []
     var runs: [MaskRun] = []
+    private let sizes: (columns: Int, product: Int)
 
-    init(columns: Int, product: Int, dense: Int) {
-        self.columns = .allocate(capacity: max(columns, 1))
-        self.product = .allocate(capacity: max(product, 1))
+    init(columns: Int, product: Int, dense: Int, workers: Int = 1) {
+        sizes = (max(columns, 1), max(product, 1))
+        self.columns = .allocate(capacity: sizes.columns * max(1, workers))
+        self.product = .allocate(capacity: sizes.product * max(1, workers))
         self.dense = .allocate(capacity: max(dense, 1))
     }
+
+    func columns(_ worker: Int) -> UnsafeMutablePointer<Float> { columns + worker * sizes.columns }
+    func product(_ worker: Int) -> UnsafeMutablePointer<Float> { product + worker * sizes.product }
 
     deinit {
         columns.deallocate()
