@@ -84,7 +84,7 @@ public final class DenseExecutor {
         pointer(graph.inputs[0]).update(from: base, count: expected)
         Kernels.setThreads(threads)
         if !collectsStepTimes {
-            for step in steps { step() }
+            runSteps()
             return
         }
         if stepSeconds.count != steps.count { stepSeconds = Array(repeating: 0, count: steps.count) }
@@ -93,6 +93,12 @@ public final class DenseExecutor {
             step()
             stepSeconds[i] += (ContinuousClock.now - start).seconds
         }
+    }
+
+    /// Runs the model on the input already in place (`pointer(graph.inputs[0])`) with the process's thread
+    /// settings as they are: for several executors run at once on one worker each (`RegionExecutor`).
+    func runSteps() {
+        for step in steps { step() }
     }
 
     /// When set, ``run(_:)-7l6ur`` adds each step's wall time to ``stepSeconds`` (for per-layer comparisons).

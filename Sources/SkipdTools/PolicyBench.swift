@@ -59,6 +59,8 @@ struct PolicyBench: AsyncParsableCommand {
                 "skipconv-bounded",
                 "\(gate) ! skipconv \(m) input-threshold=8 context=16 rolling-refresh=30 ! centerface"
             ),
+            // The motion-region baseline: the dense model on crops around the tiles that changed.
+            ("regions", "regions \(m) ! centerface"),
         ]
     }
 

@@ -45,6 +45,20 @@ import Testing
         }
     }
 
+    /// `regions` crops must sample the image on the model's grid: a tile that is not a multiple of the stride is
+    /// one clear error naming both.
+    @Test func regionsTileOffTheStrideIsAnError() async throws {
+        let cf = try Self.centerFace()
+        let text = "videotestsrc num-buffers=2 ! video/x-raw,width=256,height=192,format=RGB ! regions model=\(cf) tile=100"
+        do {
+            let plan = try PipelinePlanner(registry: .standard).plan(text: text, file: "r.pipeline")
+            _ = try await PipelineRunner(plan: plan).run(onOutput: { _ in })
+            Issue.record("ran regions with a 100-pixel tile")
+        } catch {
+            #expect("\(error)".contains("tile 100 and margin 64 must be multiples of stride 32"), "\(error)")
+        }
+    }
+
     @Test func rejectsNonImageInputs() {
         for shape in [[1, 4, 8, 8], [2, 3, 8, 8], [1, 3, 8]] {
             let accepted = (try? ModelInput(shape: shape)) != nil
@@ -62,10 +76,10 @@ import Testing
     }
 
     /// A 1920×1080 camera with the face model and no `input-size`: 1080 is not a multiple of CenterFace's 32, so
-    /// both model stages run at 1920×1088 (the nearest multiple) and attach outputs of that input's quarter size.
-    @Test func aFullHDFrameRunsThroughModelAndSkipconvWithoutInputSize() async throws {
+    /// every model stage runs at 1920×1088 (the nearest multiple) and attaches outputs of that input's quarter size.
+    @Test func aFullHDFrameRunsThroughTheModelStagesWithoutInputSize() async throws {
         let cf = try Self.centerFace()
-        for stage in ["model", "skipconv"] {
+        for stage in ["model", "skipconv", "regions"] {
             let plan = try PipelinePlanner(registry: .standard).plan(
                 text: """
                     videotestsrc num-buffers=2 pattern=ball ! video/x-raw,width=1920,height=1080,format=RGB
