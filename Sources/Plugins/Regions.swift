@@ -7,7 +7,7 @@ import SkipNet
 ///
 /// ```
 /// filesrc location=assets/vtest.avi ! decodebin ! videoconvert ! video/x-raw,format=RGB
-///   ! regions model=assets/centerface.onnx tile=256 margin=64 ! centerface ! jsonsink location=out/faces.jsonl
+///   ! regions model=assets/centerface.onnx tile=256 margin=96 ! centerface ! jsonsink location=out/faces.jsonl
 /// ```
 /// A tile runs when at least `min-pixels` model-input pixels within `context` of it changed by more than
 /// `input-threshold` since it last ran; its crop adds `margin` pixels of context on each side. `tile` and `margin`
@@ -20,14 +20,14 @@ public struct Regions: Stage {
     public static let info = StageInfo(
         name: "regions",
         summary: "Runs an ONNX CNN densely on crops around the tiles that changed (motion regions); the rest keep theirs",
-        example: "videoconvert ! video/x-raw,format=RGB ! regions model=assets/centerface.onnx tile=256 margin=64",
+        example: "videoconvert ! video/x-raw,format=RGB ! regions model=assets/centerface.onnx tile=256 margin=96",
         properties: ModelOptions.properties + [
             .int("tile", default: 256, range: 1...100_000, "tile side in model-input pixels (a multiple of the stride)"),
-            .int("margin", default: 64, range: 0...100_000, "context a crop adds on each side of its tile, pixels"),
+            .int("margin", default: 96, range: 0...100_000, "context a crop adds on each side of its tile, pixels"),
             .double(
-                "input-threshold", default: 8, range: 0...1_000_000,
+                "input-threshold", default: 20, range: 0...1_000_000,
                 "model-input change a pixel must exceed to count (grey levels for raw pixels)"),
-            .int("min-pixels", default: 16, range: 1...1_000_000, "changed pixels near a tile for it to run"),
+            .int("min-pixels", default: 64, range: 1...1_000_000, "changed pixels near a tile for it to run"),
             .int("context", default: 32, range: 0...100_000, "changes this many pixels outside a tile make it run"),
             .int("refresh", default: 300, range: 0...1_000_000, "whole-image run every this many frames; 0: never"),
         ],

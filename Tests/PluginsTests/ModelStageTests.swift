@@ -55,7 +55,7 @@ import Testing
             _ = try await PipelineRunner(plan: plan).run(onOutput: { _ in })
             Issue.record("ran regions with a 100-pixel tile")
         } catch {
-            #expect("\(error)".contains("tile 100 and margin 64 must be multiples of stride 32"), "\(error)")
+            #expect("\(error)".contains("tile 100 and margin 96 must be multiples of stride 32"), "\(error)")
         }
     }
 

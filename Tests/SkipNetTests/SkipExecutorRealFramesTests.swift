@@ -68,6 +68,53 @@ import Testing
         #expect(executor.layerStats.allSatisfy { $0.denseFrames == 1 })
     }
 
+    /// The timed choice between the whole-image kernel and the sparse path, scripted: every exact layer and block
+    /// takes the dense path on some frames after the first and the sparse one on others (the rotation differs from
+    /// layer to layer as their decision counts do). Real frames pasted into a 192×256 window of the first one keep
+    /// the change partial; every output stays within 1e-4 of the dense executor on the same input (itself checked
+    /// against onnxruntime above): whichever path the timer would pick, the values are the same.
+    @Test(arguments: [[true, false], [false, true, true]])
+    func eachPathStaysExact(pattern: [Bool]) throws {
+        try withRealFrames(Array(100..<105)) { graph, meta, dir in
+            var settings = SkipSettings()
+            settings.inputThreshold = 0
+            settings.threshold = 0
+            settings.relative = false
+            settings.breakEven = 0.5
+            settings.sceneCut = 2
+            let executor = try SkipExecutor(
+                graph: graph, settings: settings, threads: 1, feedsBlocks: true, paths: { ScriptedPaths(pattern) })
+            let dense = try DenseExecutor(graph: graph)
+            let (h, w) = (meta.inputShape[2], meta.inputShape[3])
+            let first = try DenseExecutorTests.floats(dir.appendingPathComponent("frame\(meta.frames[0]).input"))
+            // Only the window may have changed: the executor is told so, as a gate would.
+            let window = SpatialMask(width: w, height: h)
+            for y in 100..<min(h, 292) { for x in 200..<min(w, 456) { window.set(x: x, y: y) } }
+            for frame in meta.frames {
+                var input = first
+                let real = try DenseExecutorTests.floats(dir.appendingPathComponent("frame\(frame).input"))
+                for c in 0..<3 {
+                    for y in 100..<min(h, 292) {
+                        for x in 200..<min(w, 456) { input[(c * h + y) * w + x] = real[(c * h + y) * w + x] }
+                    }
+                }
+                let tensor = Tensor(shape: meta.inputShape, data: input)
+                try input.withUnsafeBufferPointer { try executor.run($0, changed: window) }
+                let expected = try dense.run(tensor)
+                for k in expected.indices {
+                    let scale = expected[k].data.map(abs).max() ?? 0
+                    let diff = zip(executor.output(k), expected[k].data).map { abs($0 - $1) }.max() ?? .infinity
+                    #expect(diff / max(scale, .leastNormalMagnitude) <= 1e-4, "frame \(frame) output \(k)")
+                }
+            }
+            #expect(executor.keyframes == 1)
+            // Past the keyframe, layers ran dense on some frames and sparse on others.
+            let stats = executor.layerStats.filter { $0.op == "Conv" && $0.threshold == 0 }
+            #expect(stats.contains { $0.denseFrames > 1 })
+            #expect(stats.contains { $0.denseFrames < meta.frames.count }, "\(stats.map(\.denseFrames))")
+        }
+    }
+
     /// The block after the first conv computes the conv's outputs that its windows read, and the conv's output is
     /// written only when the block runs whole: on real frames with the input gate at θ = 5, every output equals the
     /// one of the same executor whose conv writes its output and whose block copies windows from it — to rounding:

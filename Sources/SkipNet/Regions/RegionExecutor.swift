@@ -16,11 +16,11 @@ public final class RegionExecutor {
         /// Tile side in model-input pixels.
         public var tile = 256
         /// Pixels of context a crop adds on each side of its tile.
-        public var margin = 64
+        public var margin = 96
         /// Change a pixel must exceed (model-input units: grey levels for a model fed raw pixels).
-        public var threshold: Float = 8
+        public var threshold: Float = 20
         /// Changed pixels a tile needs to run (a codec's noise crosses the threshold at a few scattered pixels).
-        public var minPixels = 16
+        public var minPixels = 64
         /// Changes this close to a tile (in pixels, rounded up to 16) make it run.
         public var context = 32
         /// Whole-image keyframe every this many frames (0: never).

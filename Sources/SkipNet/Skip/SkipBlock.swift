@@ -35,7 +35,7 @@ final class SkipBlock {
     private let cover: BlockCover
     private var rects: [BlockCover.Rectangle] = []
     /// Whole-image fused run vs rectangles, per changed input position (both give the same values).
-    private var timer: PathTimer
+    private var timer: any PathChoice
     private let depthwise: SkipConvLayer
     private let depthwiseIndex: Int
     /// Σ the members' dense MACs.
@@ -49,7 +49,7 @@ final class SkipBlock {
 
     init(
         members: [Member], stages: FusedBlockStages, output: UnsafeMutablePointer<Float>, kernels: KernelSet,
-        workers: Int = 1
+        workers: Int = 1, paths: (any PathChoice)? = nil
     ) {
         self.workers = max(1, min(workers, Kernels.maxConvWorkers))
         self.members = members
@@ -60,7 +60,7 @@ final class SkipBlock {
         depthwise = members[depthwiseIndex].layer
         denseMACs = members.reduce(0) { $0 + $1.layer.p.macs }
         let p = members[0].layer.p
-        timer = PathTimer(positions: p.inH * p.inW)
+        timer = paths ?? PathTimer(positions: p.inH * p.inW)
         cover = BlockCover(
             depthwise: stages.depthwise.params, inputChannels: stages.expand?.params.inC ?? stages.depthwise.params.inC,
             expands: stages.expand != nil)

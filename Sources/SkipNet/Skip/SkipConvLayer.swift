@@ -40,7 +40,8 @@ final class SkipConvLayer: SkipLayer {
     private let hotFilter: (tile: Int, minimum: Int)?
     /// Limits the outputs a frame recomputes (bounded context, set by `SkipExecutor`; not on keyframes).
     var outputLimit: ((SpatialMask) -> Void)?
-    private var timer: PathTimer
+    /// Dense or sparse for each recompute (measured unless a test scripts it).
+    private var timer: any PathChoice
     let active: SpatialMask
     let commit: SpatialMask
     private(set) var stats: SkipLayerStats
@@ -70,7 +71,7 @@ final class SkipConvLayer: SkipLayer {
         activation: Kernels.Activation, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         gate: GateKind, threshold: Float, relative: Bool, gumbel: GumbelGate?, tile: Int, breakEven: Double,
         dilation: Int, kernels: KernelSet = .portable, packed: UnsafePointer<Float>? = nil,
-        hotFilter: (tile: Int, minimum: Int)? = nil, workers: Int = 1
+        hotFilter: (tile: Int, minimum: Int)? = nil, workers: Int = 1, paths: (any PathChoice)? = nil
     ) {
         self.hotFilter = hotFilter
         self.workers = max(1, min(workers, Kernels.maxConvWorkers))
@@ -104,7 +105,7 @@ final class SkipConvLayer: SkipLayer {
         map = WindowMap(p)
         evaluated = SpatialMask(width: p.outW, height: p.outH)
         hot = SpatialMask(width: p.inW, height: p.inH)
-        timer = PathTimer(positions: p.outH * p.outW)
+        timer = paths ?? PathTimer(positions: p.outH * p.outW)
         active = SpatialMask(width: p.outW, height: p.outH)
         commit = SpatialMask(width: p.inW, height: p.inH)
         stats = SkipLayerStats(name: name, op: "Conv", positions: p.outH * p.outW, denseMACs: p.macs)

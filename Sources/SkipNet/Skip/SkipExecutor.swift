@@ -61,8 +61,12 @@ public final class SkipExecutor {
         try self.init(graph: graph, settings: settings, threads: threads, feedsBlocks: true)
     }
 
-    /// `feedsBlocks` false: no `fed` steps (for tests comparing the two ways).
-    init(graph: Graph, settings: SkipSettings, threads: Int, feedsBlocks: Bool) throws(ModelError) {
+    /// `feedsBlocks` false: no `fed` steps (for tests comparing the two ways); `paths`: each exact layer's and
+    /// block's dense-or-sparse choice, made by timing when nil (tests script it to run each path).
+    init(
+        graph: Graph, settings: SkipSettings, threads: Int, feedsBlocks: Bool,
+        paths: (() -> any PathChoice)? = nil
+    ) throws(ModelError) {
         let dense = try DenseExecutor(graph: graph, threads: threads, reusesBuffers: false)
         self.dense = dense
         self.graph = graph
@@ -129,7 +133,7 @@ public final class SkipExecutor {
                     dilation: inputs[0] == inputValue ? settings.dilation : 0, kernels: dense.kernels,
                     packed: dense.packedForAVX2(weight!, p),
                     hotFilter: readsInput && settings.minPixels > 1 ? (settings.block, settings.minPixels) : nil,
-                    workers: threads)
+                    workers: threads, paths: paths?())
                 let need = SkipConvLayer.scratchNeeds(p)
                 (columns, product) = (max(columns, need.columns), max(product, need.product))
                 denseScratch = max(denseScratch, Kernels.conv2dScratchCount(p))
@@ -172,7 +176,7 @@ public final class SkipExecutor {
         }
         denseMACs = total
         changed = masks
-        let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense, workers: threads)
+        let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense, workers: threads, paths: paths)
         self.steps = feedsBlocks ? Self.feeding(grouped, graph: graph) : grouped
         scratch = SkipScratch(
             columns: columns, product: product, dense: denseScratch, workers: min(threads, Kernels.maxConvWorkers))
@@ -339,7 +343,7 @@ public final class SkipExecutor {
     /// Replaces each run of steps that is one of the dense executor's fused blocks, with exact skip layers only, by
     /// a ``SkipBlock``.
     private static func groupingBlocks(
-        _ steps: [Step], nodes: [Int], dense: DenseExecutor, workers: Int
+        _ steps: [Step], nodes: [Int], dense: DenseExecutor, workers: Int, paths: (() -> any PathChoice)?
     ) -> [Step] {
         var starts: [Int: SkipBlock] = [:]
         for (d, block) in dense.fusedBlocks {
@@ -357,7 +361,7 @@ public final class SkipExecutor {
             else { continue }
             starts[first] = SkipBlock(
                 members: members, stages: block, output: dense.pointer(members[members.count - 1].output),
-                kernels: dense.kernels, workers: workers)
+                kernels: dense.kernels, workers: workers, paths: paths?())
         }
         var grouped: [Step] = []
         var i = 0

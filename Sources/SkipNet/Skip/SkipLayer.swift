@@ -187,7 +187,7 @@ func rms(_ p: UnsafePointer<Float>, count: Int) -> Float {
 /// caches; the dense one is usually the first keyframe's), so each path's first sample is replaced by its second
 /// rather than blended in, and every `probeInterval`-th decision runs the path not chosen, so a path is remeasured
 /// instead of being judged forever on an old or disturbed sample.
-struct PathTimer {
+struct PathTimer: PathChoice {
     static let probeInterval = 16
     let positions: Int
     private(set) var dense: Double?
@@ -224,4 +224,35 @@ struct PathTimer {
         sinceProbe = 0
         return !preferred
     }
+}
+
+/// Picks how an exact layer or block recomputes a frame: the whole-image kernel or the sparse path. Both give the
+/// same values, so the choice only moves time; ``PathTimer`` makes it from measurements, tests inject
+/// ``ScriptedPaths`` to run each path on frames they pick.
+protocol PathChoice {
+    /// Whether to run the whole-image kernel for a frame at `density` (`fallback`: the break-even to assume until
+    /// measured).
+    mutating func choosesDense(density: Double, otherwise fallback: Double) -> Bool
+    mutating func recordDense(_ seconds: Double)
+    mutating func recordSparse(_ seconds: Double, positions n: Int)
+    /// The measured break-even density, nil until known.
+    var breakEven: Double? { get }
+}
+
+/// Choices in a fixed rotation, whatever the density or timing: decision k takes `pattern[k % pattern.count]`
+/// (true: dense).
+struct ScriptedPaths: PathChoice {
+    let pattern: [Bool]
+    private var next = 0
+
+    init(_ pattern: [Bool]) { self.pattern = pattern.isEmpty ? [false] : pattern }
+
+    mutating func choosesDense(density: Double, otherwise fallback: Double) -> Bool {
+        defer { next += 1 }
+        return pattern[next % pattern.count]
+    }
+
+    mutating func recordDense(_ seconds: Double) {}
+    mutating func recordSparse(_ seconds: Double, positions n: Int) {}
+    var breakEven: Double? { nil }
 }
