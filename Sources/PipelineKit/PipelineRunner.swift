@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import Synchronization
 
@@ -17,8 +18,14 @@ public struct PipelineRunner: Sendable {
     /// How long the sink segment may take to flush after end-of-stream.
     public var sinkFlushTimeout: Duration = .seconds(30)
     /// A source that delivers no frame for this long fails the run with ``WatchdogError`` (a hung camera puts
-    /// nothing on the bus); nil: wait forever.
+    /// nothing on the bus); nil: wait forever. Checked by a task of its own, so a GStreamer call that never
+    /// returns cannot hold it up.
     public var watchdog: Duration?
+    /// How long starting the source may take (an RTSP camera's DESCRIBE and SETUP included) before the run fails.
+    public var startTimeout: Duration = .seconds(20)
+    /// How long stopping a GStreamer segment may take before the run stops waiting for it: a teardown that hangs
+    /// (rtspsrc's, notoriously) keeps one thread and that pipeline's memory, never the camera's next run.
+    public var teardownTimeout: Duration = .seconds(5)
     /// The source's stream ends after this many frames, as at its end (nil: at its own end).
     public var frameLimit: Int?
     /// Sees frames, links and busy steps while the run lasts (a supervisor passes one across rebuilds).
@@ -59,9 +66,20 @@ public struct PipelineRunner: Sendable {
             source = try await plan.source.asyncMap { segment in
                 try await sourceWorker.run { try SourceSegment(description: segment.description) }
             }
-            live = try await source.asyncMap { source in try await sourceWorker.run { try source.start() } } ?? false
         } catch {
-            await Self.stop(nil, sourceWorker, sink, sinkWorker)
+            await tearDown(source: nil, sourceWorker, sink, sinkWorker)
+            throw PipelineRunError(error)
+        }
+        do {
+            live =
+                try await source.asyncMap { source in
+                    try await withTimeLimit(startTimeout, "starting the source") {
+                        try await sourceWorker.run { try source.start() }
+                    }
+                } ?? false
+        } catch {
+            // A start that failed or hung: the stop queues behind it on the source's thread.
+            await tearDown(source: source, sourceWorker, sink, sinkWorker)
             throw PipelineRunError(error)
         }
 
@@ -78,6 +96,7 @@ public struct PipelineRunner: Sendable {
         }
         let framesIn = Counter()
         let framesOut = Counter()
+        let silence = SilenceClock()
         let board = FeedbackBoard()
         let monitor = self.monitor
         monitor?.attach(zip(linkNames, links).map { (name: $0, channel: $1) })
@@ -85,17 +104,25 @@ public struct PipelineRunner: Sendable {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    defer { links[0].finish() }
+                    defer {
+                        links[0].finish()
+                        silence.end()
+                    }
                     if let source {
                         try await Self.pump(
                             source, worker: sourceWorker, into: links[0], stop: stop, poll: pollInterval,
-                            watchdog: watchdog, limit: frameLimit, count: framesIn, monitor: monitor)
+                            limit: frameLimit, count: framesIn, monitor: monitor, silence: silence)
                     } else {
                         for frame in frames where !stop.isRequested {
                             framesIn.increment()
                             monitor?.frameArrived()
                             try await links[0].send(frame)
                         }
+                    }
+                }
+                if let watchdog, source != nil {
+                    group.addTask {
+                        try await Self.watch(silence, watchdog: watchdog, poll: pollInterval, stop: stop)
                     }
                 }
                 for (k, spec) in plan.stages.enumerated() {
@@ -130,11 +157,11 @@ public struct PipelineRunner: Sendable {
                 while try await group.next() != nil {}
             }
         } catch {
-            await Self.stop(source, sourceWorker, sink, sinkWorker)
+            await tearDown(source: source, sourceWorker, sink, sinkWorker)
             logger.error("pipeline failed", metadata: ["file": "\(plan.file)", "error": "\(PipelineRunError(error))"])
             throw PipelineRunError(error)
         }
-        await Self.stop(source, sourceWorker, sink, sinkWorker)
+        await tearDown(source: source, sourceWorker, sink, sinkWorker)
         logger.info(
             "end of stream",
             metadata: ["file": "\(plan.file)", "frames-in": "\(framesIn.value)", "frames-out": "\(framesOut.value)"])
@@ -152,10 +179,9 @@ public struct PipelineRunner: Sendable {
 
     private static func pump(
         _ source: SourceSegment, worker: BlockingWorker, into link: BoundedChannel<Frame>, stop: StopSignal,
-        poll: Duration, watchdog: Duration?, limit: Int?, count: Counter, monitor: PipelineMonitor?
+        poll: Duration, limit: Int?, count: Counter, monitor: PipelineMonitor?, silence: SilenceClock
     ) async throws {
         let timeout = poll.nanoseconds
-        var lastFrame = ContinuousClock.now
         var pulled = 0
         while !stop.isRequested {
             if let limit, pulled >= limit { return }
@@ -165,10 +191,9 @@ public struct PipelineRunner: Sendable {
                 pulled += 1
                 count.increment()
                 monitor?.frameArrived()
-                lastFrame = .now
+                silence.frameArrived()
                 try await link.send(frame)
             case .timeout:
-                if let watchdog, ContinuousClock.now - lastFrame >= watchdog { throw WatchdogError(silence: watchdog) }
                 continue
             case .endOfStream:
                 return
@@ -176,11 +201,43 @@ public struct PipelineRunner: Sendable {
         }
     }
 
-    private static func stop(
-        _ source: SourceSegment?, _ sourceWorker: BlockingWorker, _ sink: SinkSegment?, _ sinkWorker: BlockingWorker
+    /// Fails the run once the source has delivered nothing for `watchdog` (until the source ends or `stop`).
+    private static func watch(_ silence: SilenceClock, watchdog: Duration, poll: Duration, stop: StopSignal)
+        async throws
+    {
+        while !stop.isRequested && !silence.ended {
+            try await Task.sleep(for: poll)
+            if silence.age >= watchdog { throw WatchdogError(silence: watchdog) }
+        }
+    }
+
+    /// Stops the segments, each within `teardownTimeout`; one that takes longer is left to finish on its thread.
+    private func tearDown(
+        source: SourceSegment?, _ sourceWorker: BlockingWorker, _ sink: SinkSegment?, _ sinkWorker: BlockingWorker
     ) async {
-        if let source { _ = try? await sourceWorker.run { source.stop() } }
-        if let sink { _ = try? await sinkWorker.run { sink.stop() } }
+        var abandoned: [String] = []
+        if let source {
+            do {
+                try await withTimeLimit(teardownTimeout, "stopping the source") {
+                    try await sourceWorker.run { source.stop() }
+                }
+            } catch { abandoned.append("source") }
+        }
+        if let sink {
+            do {
+                try await withTimeLimit(teardownTimeout, "stopping the sink") {
+                    try await sinkWorker.run { sink.stop() }
+                }
+            } catch { abandoned.append("sink") }
+        }
+        if !abandoned.isEmpty {
+            logger.warning(
+                "GStreamer teardown did not finish; abandoned (its thread stays blocked, the next run does not wait)",
+                metadata: [
+                    "file": "\(plan.file)", "segments": "\(abandoned.joined(separator: ","))",
+                    "timeout": "\(teardownTimeout)",
+                ])
+        }
     }
 
     private static func runStage(
@@ -300,5 +357,21 @@ extension Optional {
     fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async throws -> T? {
         guard let self else { return nil }
         return try await transform(self)
+    }
+}
+
+/// When the source last delivered a frame (the run's start until it does), read by the watchdog task.
+final class SilenceClock: Sendable {
+    private let last = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    private let done = Atomic<Bool>(false)
+
+    func frameArrived() { last.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+    /// The source finished: nothing more to watch.
+    func end() { done.store(true, ordering: .relaxed) }
+    var ended: Bool { done.load(ordering: .relaxed) }
+    var age: Duration {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let then = last.load(ordering: .relaxed)
+        return .nanoseconds(Int64(now > then ? now - then : 0))
     }
 }

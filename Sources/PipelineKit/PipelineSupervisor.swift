@@ -45,6 +45,9 @@ public final class PipelineSupervisor: Sendable {
     public struct Settings: Sendable {
         /// No frame for this long counts as a failure.
         public var watchdog: Duration = .seconds(5)
+        /// A GStreamer teardown that takes longer is abandoned and the pipeline rebuilt without it
+        /// (``PipelineRunner/teardownTimeout``).
+        public var teardownTimeout: Duration = .seconds(5)
         /// The first retry waits this long, each further one twice as long, up to `maximumBackoff`.
         public var minimumBackoff: Duration = .seconds(1)
         public var maximumBackoff: Duration = .seconds(30)
@@ -103,6 +106,7 @@ public final class PipelineSupervisor: Sendable {
             let flowing = Flag()
             var runner = PipelineRunner(plan: plan)
             runner.watchdog = settings.watchdog
+            runner.teardownTimeout = settings.teardownTimeout
             runner.logger = logger
             runner.monitor = monitor
             runner.defaultCapacity = settings.channelCapacity

@@ -48,7 +48,10 @@ public struct ServeDaemon: Service {
         // A GStreamer element blocked inside its streaming thread cannot be stopped from outside, and neither can
         // the pipeline holding it: past the deadline the process leaves without it (what the sinks committed stays).
         let hung = await fleet.stuck(longerThan: .zero)
-        DispatchQueue.global().asyncAfter(deadline: .now() + Self.drainDeadline) {
+        // A thread of its own: threads blocked in GStreamer calls can starve the shared pools a timer would use.
+        let deadline = Self.drainDeadline
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: deadline)
             printError(
                 "error: serve: the drain did not finish within \(Self.drainDeadline) s"
                     + (hung.isEmpty ? "" : " (holding a frame at SIGTERM: \(hung.joined(separator: ", ")))")

@@ -8,10 +8,13 @@ import Testing
     static let registry = StageRegistry([Pass.self])
     static let caps = "video/x-raw,width=32,height=24,framerate=50/1,format=GRAY8"
 
-    private func supervisor(_ source: String, watchdog: Duration = .seconds(2)) throws -> PipelineSupervisor {
+    private func supervisor(
+        _ source: String, watchdog: Duration = .seconds(2), teardown: Duration = .seconds(5)
+    ) throws -> PipelineSupervisor {
         let plan = try PipelinePlanner(registry: Self.registry).plan(text: "\(source) ! pass", file: "t.pipeline")
         var settings = PipelineSupervisor.Settings()
         settings.watchdog = watchdog
+        settings.teardownTimeout = teardown
         settings.minimumBackoff = .milliseconds(50)
         settings.maximumBackoff = .milliseconds(200)
         return PipelineSupervisor(plan: plan, settings: settings)
@@ -71,6 +74,24 @@ import Testing
             return nil
         }
         #expect(attempts.starts(with: [1, 2, 3]), "\(seen)")
+    }
+
+    /// A GStreamer teardown that hangs cannot hold up supervision. `identity` sleeps 20 s on its first buffer, so
+    /// no frame arrives, and stopping the pipeline waits for that sleep (the state change to NULL needs the
+    /// streaming thread). With a 500 ms watchdog and a 1 s teardown limit, each stuck teardown is abandoned and the
+    /// pipeline rebuilt: three failed attempts well within the 20 s the first teardown alone would take.
+    @Test func aHungTeardownDoesNotStopSupervision() async throws {
+        let s = try supervisor(
+            "videotestsrc is-live=true ! \(Self.caps) ! identity sleep-time=20000000", watchdog: .milliseconds(500),
+            teardown: .seconds(1))
+        let start = ContinuousClock.now
+        _ = await run(s, limit: .seconds(15)) { _ in
+            if case .reconnecting(let attempt, _) = s.state { return attempt >= 3 }
+            return false
+        }
+        #expect(s.reconnects >= 3)
+        // Stopping did not wait for the last hung teardown either.
+        #expect(ContinuousClock.now - start < .seconds(15))
     }
 
     /// An unreachable camera at start-up is a state, not a crash: the supervisor keeps retrying.
