@@ -13,9 +13,15 @@ public struct StageChain: Sendable {
         plan = try PipelinePlanner(registry: registry).planStages(stages)
     }
 
-    public func run(_ frames: [Frame]) async throws(PipelineRunError) -> [Frame] {
+    /// `onOutput` also sees each frame as it leaves the last stage (a benchmark's clock).
+    public func run(_ frames: [Frame], onOutput: @escaping @Sendable (Frame) -> Void = { _ in })
+        async throws(PipelineRunError) -> [Frame]
+    {
         let collected = FrameCollector()
-        _ = try await PipelineRunner(plan: plan).run(frames: frames, onOutput: collected.append)
+        _ = try await PipelineRunner(plan: plan).run(frames: frames) { frame in
+            collected.append(frame)
+            onOutput(frame)
+        }
         return collected.frames
     }
 }

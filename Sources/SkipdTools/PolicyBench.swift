@@ -3,6 +3,7 @@ import Foundation
 import PipelineKit
 import Plugins
 import SkipNet
+import Synchronization
 
 struct PolicyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +12,9 @@ struct PolicyBench: AsyncParsableCommand {
         discussion: """
             Each configuration is a chain of stages ending in `centerface`, run over the same decoded frames. \
             Columns: GMACs/frame (convolutions the model stages executed, plus the policy's own), its ratio to \
-            dense, ms/frame (wall clock of the whole chain over the frames), and agreement of the detections with \
+            dense, ms/frame (wall clock of the whole chain in steady state: from its first frame out to its last; \
+            model loading and the first frame left out, as onnxruntime's session and warm-up are), and \
+            agreement of the detections with \
             dense full resolution on every frame, matched one-to-one at IoU ≥ 0.5: precision, recall, mean IoU. \
             The policy's action histogram follows the table. \
             --add NAME=STAGES adds a configuration ({model} expands to the model properties, {gate} to the \
@@ -116,14 +119,15 @@ struct PolicyBench: AsyncParsableCommand {
         for (name, chain) in chains {
             printError("running \(name) on \(input.count) frames…")
             let started = ContinuousClock.now
+            let arrivals = Mutex<[ContinuousClock.Instant]>([])
             let out: [Frame]
             do {
-                out = try await chain.run(input)
+                out = try await chain.run(input) { _ in arrivals.withLock { $0.append(.now) } }
             } catch {
                 printError("error: \(name): \(error)")
                 throw ExitCode(1)
             }
-            let seconds = (ContinuousClock.now - started).seconds
+            let seconds = Self.steadySeconds(arrivals.withLock { $0 }, started: started)
             let detections = out.map { $0.metadata[Detections.Key.self]?.items ?? [] }
             if reference.isEmpty { reference = detections }
             var agreement = DetectionAgreement()
@@ -141,7 +145,7 @@ struct PolicyBench: AsyncParsableCommand {
             }
             let n = Double(max(1, out.count))
             let result = Result(
-                name: name, macs: Double(macs) / n, seconds: seconds / n, agreement: agreement,
+                name: name, macs: Double(macs) / n, seconds: seconds, agreement: agreement,
                 detections: detections.reduce(0) { $0 + $1.count }, actions: actions)
             results.append(result)
             printError(Self.row(result, dense: results[0]))
@@ -162,6 +166,15 @@ struct PolicyBench: AsyncParsableCommand {
             }
         }
         print(Self.report(results, frames: input.count, threads: clip.threads, reference: onnxruntime))
+    }
+
+    /// Seconds per frame in steady state: from the first frame out of the chain to the last, over the frames
+    /// between. Loading the model and the first frame are left out, as onnxruntime's session and warm-up runs are.
+    static func steadySeconds(_ arrivals: [ContinuousClock.Instant], started: ContinuousClock.Instant) -> Double {
+        guard let first = arrivals.first, let last = arrivals.last, arrivals.count > 1 else {
+            return ((arrivals.last ?? .now) - started).seconds
+        }
+        return (last - first).seconds / Double(arrivals.count - 1)
     }
 
     static func row(_ r: Result, dense: Result, reference: OnnxruntimeReference.Timing? = nil) -> String {
