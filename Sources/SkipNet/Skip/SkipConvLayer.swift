@@ -10,34 +10,34 @@ import SkipNetAVX2
 /// bias is added once per recomputed output, never per residual, and no round-off accumulates across frames.
 final class SkipConvLayer: SkipLayer {
     let p: Conv2DParams
-    private let weight: UnsafePointer<Float>
-    private let bias: UnsafePointer<Float>?
-    private let activation: Kernels.Activation
-    private let x: UnsafePointer<Float>
-    private let y: UnsafeMutablePointer<Float>
-    private let reference: LayerReference
-    private var xRef: UnsafeMutablePointer<Float> { reference.values }
+    let weight: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>?
+    let activation: Kernels.Activation
+    let x: UnsafePointer<Float>
+    let y: UnsafeMutablePointer<Float>
+    let reference: LayerReference
+    var xRef: UnsafeMutablePointer<Float> { reference.values }
     /// Per input position, the norm gates' channel statistic of `x − x_ref` (kept where the input did not change).
     /// Input-select compares it with θ as it goes (`Kernels.markExceeding`) and gumbel reads the residual: no plane.
-    private var stat: UnsafeMutablePointer<Float> { reference.statistic }
-    private let keepsStatistic: Bool
-    private let gate: GateKind
+    var stat: UnsafeMutablePointer<Float> { reference.statistic }
+    let keepsStatistic: Bool
+    let gate: GateKind
     /// Absolute threshold; a relative one becomes absolute on the first keyframe.
     private(set) var threshold: Float
     private var relative: Bool
-    private let gumbel: GumbelGate?
-    private let tile: Int
+    let gumbel: GumbelGate?
+    let tile: Int
     let breakEven: Double
-    private let dilation: Int
+    let dilation: Int
     /// Largest filter norm `max_o ‖W_o‖₂` (output-norm gate).
     let maxFilterNorm: Float
-    private var map: WindowMap
-    private let evaluated: SpatialMask
+    private(set) var map: WindowMap
+    let evaluated: SpatialMask
     /// Input positions whose residual exceeds θ (input-select).
-    private let hot: SpatialMask
+    let hot: SpatialMask
     /// Input-select counts a `tile`-pixel block of the input as hot only when at least `minimum` of its positions
     /// exceed θ (``SkipSettings/minPixels``); nil: every position over θ counts.
-    private let hotFilter: (tile: Int, minimum: Int)?
+    let hotFilter: (tile: Int, minimum: Int)?
     /// Limits the outputs a frame recomputes (bounded context, set by `SkipExecutor`; not on keyframes).
     var outputLimit: ((SpatialMask) -> Void)?
     /// Dense or sparse for each recompute (measured unless a test scripts it).
@@ -54,13 +54,13 @@ final class SkipConvLayer: SkipLayer {
     let kernels: KernelSet
     let packed: UnsafePointer<Float>?
     /// Conv workers a sparse recompute's runs are shared among (the executor's threads, capped).
-    private let workers: Int
+    let workers: Int
     /// Frames whose sparse recompute ran on several workers (for tests).
     private(set) var parallelFrames = 0
     /// A first conv's weights packed for `AVX2Kernels.stemRun`, which its sparse recomputes run (see StemConv.swift:
     /// no im2col copies, no scatter), and the kernel's row scratch, one per conv worker (a fed block's rectangles
     /// run on several); nil for every other conv.
-    private let stem:
+    let stem:
         (
             packed: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
             clamp: AVX2Kernels.Clamp
@@ -351,209 +351,5 @@ final class SkipConvLayer: SkipLayer {
     private func account(active: Int, executed: Int, gate: Int, dense: Bool, selected: Int? = nil) {
         stats.record(
             active: active, executed: executed, gate: gate, dense: dense, selected: selected, threshold: threshold)
-    }
-
-    // MARK: - Gate
-
-    /// The norm gates' statistic: Σ r² over channels (within a group, the largest group: depthwise takes max_c r²)
-    /// for output-norm, Σ|r| for input-norm. (Input-select and gumbel read the residual itself.)
-    private func updateStatistic(_ runs: [MaskRun]) {
-        let plane = p.inH * p.inW
-        let kind: Kernels.ResidualStatistic = gate == .inputNorm ? .sumOfAbs : .sumOfSquares
-        let perGroup = p.inC / p.groups
-        for run in runs {
-            let at = run.y * p.inW + run.x0
-            let n = run.length
-            let s = stat + at
-            s.update(repeating: 0, count: n)
-            if gate == .outputNorm && p.groups > 1 {
-                // Per-group sums, maximum over groups: each group's filters only see their own channels.
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { group in
-                    let g0 = group.baseAddress!
-                    for g in 0..<p.groups {
-                        g0.update(repeating: 0, count: n)
-                        for c in g * perGroup..<(g + 1) * perGroup {
-                            Kernels.accumulate(
-                                kind, x: x + c * plane + at, ref: xRef + c * plane + at, into: g0, count: n)
-                        }
-                        for i in 0..<n { s[i] = max(s[i], g0[i]) }
-                    }
-                }
-            } else {
-                for c in 0..<p.inC {
-                    Kernels.accumulate(kind, x: x + c * plane + at, ref: xRef + c * plane + at, into: s, count: n)
-                }
-            }
-        }
-    }
-
-    /// Output-norm or input-norm: each output's window sum of the statistic against its limit.
-    private func evaluateNorm(_ runs: [MaskRun]) {
-        // Output-norm compares Σ‖r‖² over the window with (ε / max‖W_o‖)², avoiding a square root per output.
-        let limit: Float
-        if gate == .outputNorm {
-            limit = maxFilterNorm > 0 ? (threshold / maxFilterNorm) * (threshold / maxFilterNorm) : .infinity
-        } else {
-            limit = threshold * Float(p.kH * p.kW)
-        }
-        let (rows, columns, inW) = (map.rows, map.columns, p.inW)
-        active.withBits { a in
-            for run in runs {
-                let window = rows.window(run.y)
-                for ox in run.x0..<run.x1 {
-                    var v: Float = 0
-                    for iy in window {
-                        for ix in columns.window(ox) { v += stat[iy * inW + ix] }
-                    }
-                    if v > limit { a[run.y * p.outW + ox] = 1 }
-                }
-            }
-        }
-    }
-
-    private func evaluateGumbel(_ runs: [MaskRun]) {
-        guard let gumbel, gumbel.weights.count == p.inC * p.kH * p.kW else { return }
-        let plane = p.inH * p.inW
-        active.withBits { a in
-            for run in runs {
-                for ox in run.x0..<run.x1 {
-                    var logit = gumbel.bias
-                    for c in 0..<p.inC {
-                        for ky in 0..<p.kH {
-                            let iy = run.y * p.strideH - p.padTop + ky * p.dilationH
-                            guard iy >= 0 && iy < p.inH else { continue }
-                            for kx in 0..<p.kW {
-                                let ix = ox * p.strideW - p.padLeft + kx * p.dilationW
-                                guard ix >= 0 && ix < p.inW else { continue }
-                                let i = c * plane + iy * p.inW + ix
-                                logit += gumbel.weights[(c * p.kH + ky) * p.kW + kx] * abs(x[i] - xRef[i])
-                            }
-                        }
-                    }
-                    if logit >= 0 { a[run.y * p.outW + ox] = 1 }
-                }
-            }
-        }
-    }
-
-    // MARK: - Recompute
-
-    /// GEMM convs: active positions in chunks; per chunk and group, im2col rows of `x_ref` → SGEMM → scatter.
-    /// (Runs of 16 or more straight into the output planes, GEMM with ldc = plane and no scatter, measured no
-    /// faster on the first conv: k = 27 GEMMs of 16–48 columns lose what the scatter costs.)
-    private func recomputeGEMM(
-        _ runs: ArraySlice<MaskRun>, from source: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>,
-        product: UnsafeMutablePointer<Float>
-    ) {
-        let cinG = p.inC / p.groups
-        let coutG = p.outC / p.groups
-        let k = cinG * p.kH * p.kW
-        let capacity = min(p.outH * p.outW, SkipScratch.chunkPositions(k: k))
-        var chunk: [MaskRun] = []
-        forEachChunk(of: runs, capacity: capacity, into: &chunk) { chunk, m in
-            for g in 0..<p.groups {
-                gather(chunk, from: source, positions: m, firstChannel: g * cinG, into: columns)
-                // Bias and activation are applied as the product is stored (in the AVX2 tiles' epilogue).
-                Kernels.pointwiseGEMM(
-                    m: coutG, n: m, k: k, weight: weight + g * coutG * k, lda: k, packed: packed,
-                    bias: bias.map { $0 + g * coutG }, activation: activation, b: columns, ldb: m,
-                    c: product, ldc: m, kernels: kernels)
-                scatter(chunk, positions: m, from: product, firstChannel: g * coutG, channels: coutG)
-            }
-        }
-    }
-
-    /// `columns[(c·kH + ky)·kW + kx][j] = source[c][oy·s − pad + ky·d][ox·s − pad + kx·d]` for the chunk's positions.
-    private func gather(
-        _ chunk: [MaskRun], from source: UnsafePointer<Float>, positions m: Int, firstChannel: Int,
-        into columns: UnsafeMutablePointer<Float>
-    ) {
-        let plane = p.inH * p.inW
-        let cinG = p.inC / p.groups
-        for c in 0..<cinG {
-            let src = source + (firstChannel + c) * plane
-            for ky in 0..<p.kH {
-                for kx in 0..<p.kW {
-                    var dst = columns + ((c * p.kH + ky) * p.kW + kx) * m
-                    let offset = kx * p.dilationW - p.padLeft
-                    for run in chunk {
-                        let n = run.length
-                        let iy = run.y * p.strideH - p.padTop + ky * p.dilationH
-                        if iy < 0 || iy >= p.inH {
-                            dst.update(repeating: 0, count: n)
-                            dst += n
-                            continue
-                        }
-                        let row = src + iy * p.inW
-                        let valid = validColumns(run.x0, run.x1, stride: p.strideW, offset: offset, width: p.inW)
-                        let lead = valid.lowerBound - run.x0
-                        if lead > 0 { dst.update(repeating: 0, count: lead) }
-                        if p.strideW == 1 {
-                            (dst + lead).update(from: row + valid.lowerBound + offset, count: valid.count)
-                        } else {
-                            let ix = valid.lowerBound * p.strideW + offset
-                            Kernels.copyStrided(
-                                row + ix, stride: p.strideW, into: dst + lead, count: valid.count, available: p.inW - ix
-                            )
-                        }
-                        let tail = n - lead - valid.count
-                        if tail > 0 { (dst + lead + valid.count).update(repeating: 0, count: tail) }
-                        dst += n
-                    }
-                }
-            }
-        }
-    }
-
-    private func scatter(
-        _ chunk: [MaskRun], positions m: Int, from product: UnsafeMutablePointer<Float>, firstChannel: Int,
-        channels: Int
-    ) {
-        let plane = p.outH * p.outW
-        for o in 0..<channels {
-            let oc = firstChannel + o
-            var src = UnsafePointer(product + o * m)
-            for run in chunk {
-                (y + oc * plane + run.y * p.outW + run.x0).update(from: src, count: run.length)
-                src += run.length
-            }
-        }
-    }
-
-    /// Depthwise: a direct loop per channel and run (9 MACs an output do not pay for a gather); 3×3 kernels take
-    /// the dense kernel's SIMD rows restricted to the runs.
-    private func recomputeDepthwise(_ runs: ArraySlice<MaskRun>, from source: UnsafePointer<Float>) {
-        if p.kH == 3 && p.kW == 3 && p.dilationH == 1 && p.dilationW == 1 && p.strideH == p.strideW
-            && (p.strideH == 1 || p.strideH == 2)
-        {
-            runs.withUnsafeBufferPointer { r in
-                Kernels.depthwise3x3(
-                    p, input: source, weight: weight, bias: bias, output: y, activation: activation,
-                    channels: 0..<p.outC, runs: r)
-            }
-            return
-        }
-        let (inPlane, outPlane) = (p.inH * p.inW, p.outH * p.outW)
-        for c in 0..<p.outC {
-            let src = source + c * inPlane
-            let w = weight + c * p.kH * p.kW
-            let b = bias?[c] ?? 0
-            for run in runs {
-                let dst = y + c * outPlane + run.y * p.outW
-                (dst + run.x0).update(repeating: 0, count: run.length)
-                for ky in 0..<p.kH {
-                    let iy = run.y * p.strideH - p.padTop + ky * p.dilationH
-                    guard iy >= 0 && iy < p.inH else { continue }
-                    let row = src + iy * p.inW
-                    for kx in 0..<p.kW {
-                        let wv = w[ky * p.kW + kx]
-                        let offset = kx * p.dilationW - p.padLeft
-                        let valid = validColumns(run.x0, run.x1, stride: p.strideW, offset: offset, width: p.inW)
-                        for ox in valid { dst[ox] += wv * row[ox * p.strideW + offset] }
-                    }
-                }
-                Kernels.biasActivate(dst + run.x0, count: run.length, bias: b, activation)
-            }
-        }
     }
 }
