@@ -19,10 +19,12 @@ import SkipNet
 public struct Regions: Stage {
     public static let info = StageInfo(
         name: "regions",
-        summary: "Runs an ONNX CNN densely on crops around the tiles that changed (motion regions); the rest keep theirs",
+        summary:
+            "Runs an ONNX CNN densely on crops around the tiles that changed (motion regions); the rest keep theirs",
         example: "videoconvert ! video/x-raw,format=RGB ! regions model=assets/centerface.onnx tile=256 margin=96",
         properties: ModelOptions.properties + [
-            .int("tile", default: 256, range: 1...100_000, "tile side in model-input pixels (a multiple of the stride)"),
+            .int(
+                "tile", default: 256, range: 1...100_000, "tile side in model-input pixels (a multiple of the stride)"),
             .int("margin", default: 96, range: 0...100_000, "context a crop adds on each side of its tile, pixels"),
             .double(
                 "input-threshold", default: 20, range: 0...1_000_000,

@@ -49,7 +49,8 @@ import Testing
     /// one clear error naming both.
     @Test func regionsTileOffTheStrideIsAnError() async throws {
         let cf = try Self.centerFace()
-        let text = "videotestsrc num-buffers=2 ! video/x-raw,width=256,height=192,format=RGB ! regions model=\(cf) tile=100"
+        let text =
+            "videotestsrc num-buffers=2 ! video/x-raw,width=256,height=192,format=RGB ! regions model=\(cf) tile=100"
         do {
             let plan = try PipelinePlanner(registry: .standard).plan(text: text, file: "r.pipeline")
             _ = try await PipelineRunner(plan: plan).run(onOutput: { _ in })

@@ -226,7 +226,9 @@ import Testing
     /// A gradient scene with three 48×48 squares that move 6–10 pixels a frame.
     static func movingSquares(frame t: Int, width: Int, height: Int) -> Tensor {
         var data = [Float](repeating: 0, count: 3 * width * height)
-        let squares: [(x: Int, y: Int, grey: Float)] = [(40 + 8 * t, 60, 230), (300, 40 + 6 * t, 20), (200 - 10 * t, 250, 180)]
+        let squares: [(x: Int, y: Int, grey: Float)] = [
+            (40 + 8 * t, 60, 230), (300, 40 + 6 * t, 20), (200 - 10 * t, 250, 180),
+        ]
         for c in 0..<3 {
             for y in 0..<height {
                 for x in 0..<width {

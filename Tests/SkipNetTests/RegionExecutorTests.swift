@@ -81,7 +81,9 @@ import Testing
         var random = SeededGenerator(seed: 11)
         func weights(_ n: Int) -> [Float] { (0..<n).map { _ in random.uniform(-0.3...0.3) } }
         var m = TestModel([1, 3, height, width])
-        m.conv("x", "a", 3, 4, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], weights: weights(108), bias: weights(4))
+        m.conv(
+            "x", "a", 3, 4, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], weights: weights(108), bias: weights(4)
+        )
         m.node("Relu", ["a"], "ar")
         m.conv("ar", "b", 4, 4, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], weights: weights(144))
         m.conv("b", "y", 4, 2, kernel: [3, 3], pads: [1, 1, 1, 1], weights: weights(72), bias: weights(2))

@@ -70,7 +70,9 @@ public final class RegionExecutor {
             alignment: Self.largestStride(graph))
         let cropShape = cropGraph.shape(of: cropGraph.inputs[0])
         guard cropShape == [1, shape[1], grid.cropHeight, grid.cropWidth] else {
-            throw ModelError("the crop model takes \(cropShape.shapeText), not the crop's 1×\(shape[1])×\(grid.cropHeight)×\(grid.cropWidth)")
+            throw ModelError(
+                "the crop model takes \(cropShape.shapeText), not the crop's 1×\(shape[1])×\(grid.cropHeight)×\(grid.cropWidth)"
+            )
         }
         var strides: [Int] = []
         for v in graph.outputs {
@@ -176,7 +178,9 @@ public final class RegionExecutor {
             let (cropW, cropH) = (cw / s, ch / s)
             let from = executor.pointer(executor.graph.outputs[k])
             let to = full.pointer(full.graph.outputs[k])
-            let (x0, x1, y0, y1) = (t.columns.lowerBound / s, t.columns.upperBound / s, t.rows.lowerBound / s, t.rows.upperBound / s)
+            let (x0, x1, y0, y1) = (
+                t.columns.lowerBound / s, t.columns.upperBound / s, t.rows.lowerBound / s, t.rows.upperBound / s
+            )
             let (dx, dy) = (t.cropX / s, t.cropY / s)
             for channel in 0..<c {
                 for y in y0..<y1 {
@@ -211,7 +215,9 @@ public final class RegionExecutor {
         let needed = max(1, settings.minPixels)
         return grid.tiles.indices.filter { k in
             let t = grid.tiles[k]
-            let (c0, c1) = (max(0, t.columns.lowerBound / b - reach), min(bw, (t.columns.upperBound + b - 1) / b + reach))
+            let (c0, c1) = (
+                max(0, t.columns.lowerBound / b - reach), min(bw, (t.columns.upperBound + b - 1) / b + reach)
+            )
             let (r0, r1) = (max(0, t.rows.lowerBound / b - reach), min(bh, (t.rows.upperBound + b - 1) / b + reach))
             var n = 0
             for r in r0..<r1 {
