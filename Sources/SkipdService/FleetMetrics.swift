@@ -45,7 +45,7 @@ public final class FleetMetrics: Sendable {
     private static let busy = Family(
         "step_busy", "seconds", .gauge, "How long a stage (or the sink) has held the frame it holds now")
 
-    private static let states = ["starting", "running", "reconnecting", "finished", "failed"]
+    private static let states = ["starting", "running", "stalled", "reconnecting", "finished", "failed"]
 
     public init() {}
 

@@ -14,7 +14,8 @@ struct PipelineStatus: Encodable, Sendable {
     }
 
     var name: String
-    /// `starting`, `running`, `reconnecting`, `finished` or `failed`.
+    /// `starting`, `running`, `stalled` (running, but no frame for longer than the watchdog), `reconnecting`,
+    /// `finished` or `failed`.
     var state: String
     /// Why it is reconnecting or failed.
     var reason: String?
@@ -72,6 +73,11 @@ struct PipelineStatus: Encodable, Sendable {
         framesOut = monitor.framesOut
         (fpsIn, fpsOut) = rates.perSecond
         lastFrameAge = monitor.lastFrame.map { (now - $0).seconds }
+        // Silent past the watchdog but not yet torn down (a teardown takes up to its time limit): not running.
+        if state == "running", let age = lastFrameAge, age >= supervisor.settings.watchdog.seconds {
+            state = "stalled"
+            reason = String(format: "no frame for %.1f s", age)
+        }
         links = monitor.links.map { link in
             let ends = link.name.components(separatedBy: "→")
             return Link(
