@@ -47,16 +47,17 @@ extension Kernels {
         return rows
     }
 
-    /// Scratch floats `fusedDepthwise` needs: one band of expanded rows and depthwise output rows per worker.
-    static func fusedDepthwiseScratchCount(expand: Conv2DParams?, depthwise d: Conv2DParams, project: Conv2DParams?)
-        -> Int
-    {
+    /// Scratch floats `fusedDepthwise` needs: one band of expanded rows and depthwise output rows per worker (at
+    /// most `workers`).
+    static func fusedDepthwiseScratchCount(
+        expand: Conv2DParams?, depthwise d: Conv2DParams, project: Conv2DParams?, workers: Int = maxConvWorkers
+    ) -> Int {
         let rows = fusedBandRows(expand: expand, depthwise: d, project: project)
         let bands = (d.outH + rows - 1) / rows
         let inRows = expandedPlaneRows(bandRows: rows, stride: d.strideH)
         let perWorker =
             (expand == nil ? 0 : d.inC * inRows * expandedRowFloats(d)) + (project == nil ? 0 : d.outC * rows * d.outW)
-        return Swift.min(maxConvWorkers, bands) * perWorker
+        return Swift.min(Swift.max(1, workers), bands) * perWorker
     }
 
     /// Rows of one channel plane of a worker's expanded rows: four bands' worth, so the rows the next band shares

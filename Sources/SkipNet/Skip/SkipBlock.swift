@@ -316,7 +316,8 @@ final class SkipBlock {
                 (q!.params.outH, q!.params.outW) = (rows.count, columns.count)
             }
         }
-        let need = Kernels.fusedDepthwiseScratchCount(expand: e?.params, depthwise: dw.params, project: q?.params)
+        let need = Kernels.fusedDepthwiseScratchCount(
+            expand: e?.params, depthwise: dw.params, project: q?.params, workers: workers)
         Kernels.fusedDepthwise(
             expand: e, depthwise: dw, project: q, n: 1, input: input, output: output,
             scratch: buffers.scratch.reserve(need), kernels: kernels, workers: workers)
