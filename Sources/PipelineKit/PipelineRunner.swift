@@ -191,7 +191,9 @@ public struct PipelineRunner: Sendable {
                 pulled += 1
                 count.increment()
                 monitor?.frameArrived()
-                silence.frameArrived()
+                // Waiting for a full link (a file source ahead of a slow stage) is backpressure, not silence.
+                silence.sending(true)
+                defer { silence.sending(false) }
                 try await link.send(frame)
             case .timeout:
                 continue
@@ -207,7 +209,7 @@ public struct PipelineRunner: Sendable {
     {
         while !stop.isRequested && !silence.ended {
             try await Task.sleep(for: poll)
-            if silence.age >= watchdog { throw WatchdogError(silence: watchdog) }
+            if !silence.ended && silence.age >= watchdog { throw WatchdogError(silence: watchdog) }
         }
     }
 
@@ -360,16 +362,23 @@ extension Optional {
     }
 }
 
-/// When the source last delivered a frame (the run's start until it does), read by the watchdog task.
+/// How long the source has been silent: since it last delivered a frame (or since the run's start), not counting
+/// time spent handing a frame to a full link. Read by the watchdog task.
 final class SilenceClock: Sendable {
     private let last = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    private let busy = Atomic<Bool>(false)
     private let done = Atomic<Bool>(false)
 
-    func frameArrived() { last.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+    /// A frame arrived and is being handed on (true), or has been (false): silence counts again from then.
+    func sending(_ on: Bool) {
+        busy.store(on, ordering: .relaxed)
+        last.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+    }
     /// The source finished: nothing more to watch.
     func end() { done.store(true, ordering: .relaxed) }
     var ended: Bool { done.load(ordering: .relaxed) }
     var age: Duration {
+        if busy.load(ordering: .relaxed) { return .zero }
         let now = DispatchTime.now().uptimeNanoseconds
         let then = last.load(ordering: .relaxed)
         return .nanoseconds(Int64(now > then ? now - then : 0))

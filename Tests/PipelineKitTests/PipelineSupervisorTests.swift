@@ -5,7 +5,7 @@ import Testing
 
 /// The supervisor against real GStreamer sources that end, fall silent or cannot connect.
 @Suite struct PipelineSupervisorTests {
-    static let registry = StageRegistry([Pass.self])
+    static let registry = StageRegistry([Pass.self, Slow.self])
     static let caps = "video/x-raw,width=32,height=24,framerate=50/1,format=GRAY8"
 
     private func supervisor(
@@ -94,6 +94,19 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(15))
     }
 
+    /// A file source ahead of a slow stage waits on a full link: backpressure, not silence. With a 200 ms watchdog
+    /// and 300 ms a frame, every frame still comes through without one rebuild.
+    @Test func backpressureIsNotSilence() async throws {
+        let plan = try PipelinePlanner(registry: Self.registry).plan(
+            text: "videotestsrc num-buffers=12 ! \(Self.caps) ! slow", file: "t.pipeline")
+        var settings = PipelineSupervisor.Settings()
+        settings.watchdog = .milliseconds(200)
+        let s = PipelineSupervisor(plan: plan, settings: settings)
+        let out = await run(s, limit: .seconds(15)) { _ in s.state == .finished }
+        #expect(out.frames.map(\.index) == Array(0..<12))
+        #expect(s.reconnects == 0)
+    }
+
     /// An unreachable camera at start-up is a state, not a crash: the supervisor keeps retrying.
     @Test func anUnreachableCameraIsRetried() async throws {
         let s = try supervisor(
@@ -134,6 +147,16 @@ import Testing
 }
 
 /// Passes frames on unchanged.
+/// Takes 300 ms a frame (a slow model).
+struct Slow: Stage {
+    static let info = StageInfo(name: "slow", summary: "passes frames on, 300 ms each", example: "slow")
+    init(properties: StageProperties, context: StageContext) {}
+    mutating func process(_ frame: Frame) async throws -> Frame? {
+        try await Task.sleep(for: .milliseconds(300))
+        return frame
+    }
+}
+
 struct Pass: Stage {
     static let info = StageInfo(name: "pass", summary: "passes frames on", example: "pass")
     init(properties: StageProperties, context: StageContext) {}
