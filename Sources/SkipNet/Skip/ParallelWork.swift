@@ -5,20 +5,22 @@ enum ParallelWork {
     /// second core saves.
     static let minimumMACs = 4_000_000
 
-    /// `runs` cut into at most `parts` contiguous ranges of about equal positions (none empty).
-    static func ranges(of runs: [MaskRun], parts: Int) -> [Range<Int>] {
-        let total = runs.positions
-        guard parts > 1, runs.count > 1, total > 0 else { return [0..<runs.count] }
+    /// The indices of `weights` cut into at most `parts` contiguous ranges of about equal weight, none empty: a
+    /// range ends where the running sum first reaches its share of the total. One range when there is nothing to
+    /// share.
+    static func ranges(weights: [Double], parts: Int) -> [Range<Int>] {
+        let total = weights.reduce(0, +)
+        guard parts > 1, weights.count > 1, total > 0 else { return [0..<weights.count] }
         var ranges: [Range<Int>] = []
-        var (start, sum) = (0, 0)
-        for (i, run) in runs.enumerated() {
-            sum += run.length
-            if ranges.count < parts - 1 && sum * parts >= total * (ranges.count + 1) {
+        var (start, sum) = (0, 0.0)
+        for (i, weight) in weights.enumerated() {
+            sum += weight
+            if ranges.count < parts - 1 && sum * Double(parts) >= total * Double(ranges.count + 1) {
                 ranges.append(start..<i + 1)
                 start = i + 1
             }
         }
-        if start < runs.count { ranges.append(start..<runs.count) }
+        if start < weights.count { ranges.append(start..<weights.count) }
         return ranges
     }
 }

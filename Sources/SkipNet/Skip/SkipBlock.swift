@@ -188,14 +188,11 @@ final class SkipBlock {
         return (input, output, total, dense)
     }
 
-    /// Below this many MACs a frame's rectangles run on one worker: splitting them would cost more than it saves.
-    static let parallelMACs = 4_000_000
-
     /// Runs the planned rectangles. With several conv workers, the output rows are cut into one part per worker of
     /// about equal MACs and each rectangle is clipped to the parts it spans (a clipped rectangle reads its own
     /// window), so the workers write disjoint rows and every output gets the value one worker would give it.
     private func runRectangles(producer: SkipConvLayer?) {
-        guard workers > 1, plan.macs.total >= Self.parallelMACs else {
+        guard workers > 1, plan.macs.total >= ParallelWork.minimumMACs else {
             for rect in rects {
                 let p = rectangle(rect, producer: producer, buffers: buffers[0], worker: 0, workers: workers)
                 plan.produced = (plan.produced.positions + p.positions, plan.produced.seconds + p.seconds)
@@ -222,27 +219,16 @@ final class SkipBlock {
         }
     }
 
-    /// `rects` cut at output rows into `count` parts of about equal MACs.
+    /// `rects` cut at output rows into at most `count` parts of about equal MACs.
     private func partition(into count: Int) -> [[BlockCover.Rectangle]] {
         let cost = cost
-        let height = stages.depthwise.params.outH
-        var perRow = [Double](repeating: 0, count: height)
+        var perRow = [Double](repeating: 0, count: stages.depthwise.params.outH)
         for r in rects {
             let share = Double(cost.macs(r)) / Double(r.rows.count)
             for y in r.rows { perRow[y] += share }
         }
-        let total = perRow.reduce(0, +)
-        var cuts = [0]
-        var sum = 0.0
-        for y in 0..<height where cuts.count < count {
-            sum += perRow[y]
-            if sum >= total * Double(cuts.count) / Double(count) { cuts.append(y + 1) }
-        }
-        while cuts.count <= count { cuts.append(height) }
-        cuts[count] = height
-        return (0..<count).map { k in
-            let part = cuts[k]..<cuts[k + 1]
-            return rects.compactMap { r in
+        return ParallelWork.ranges(weights: perRow, parts: count).map { part in
+            rects.compactMap { r in
                 let rows = r.rows.clamped(to: part)
                 if rows.isEmpty { return nil }
                 return rows == r.rows ? r : cover.rectangle(rows: rows, columns: r.columns)

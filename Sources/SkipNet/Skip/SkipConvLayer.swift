@@ -254,7 +254,7 @@ final class SkipConvLayer: SkipLayer {
             // Parts of the runs go to the workers; runs are disjoint, so are the outputs each part writes.
             let parts =
                 workers > 1 && computed * macsPerOutput >= ParallelWork.minimumMACs
-                ? ParallelWork.ranges(of: runs, parts: workers) : [0..<runs.count]
+                ? ParallelWork.ranges(weights: runs.map { Double($0.length) }, parts: workers) : [0..<runs.count]
             if parts.count > 1 { parallelFrames += 1 }
             Kernels.parallelRanges(parts.count, workers: parts.count) { _, lo, hi in
                 for worker in lo..<hi { recompute(runs[parts[worker]], from: source, scratch: scratch, worker: worker) }
