@@ -48,9 +48,7 @@ public struct Model: Stage {
         var frame = frame
         let dense = try fullCost.macs(options, frameWidth: frame.image.width, frameHeight: frame.image.height)
         if frame.skipped, let last {
-            frame.metadata[ModelOutputs.Key.self] = last
-            frame.metadata[ComputeCost.Key.self] = ComputeCost(
-                executedMACs: 0, denseMACs: dense, input: last.inputSize)
+            frame.attach(last, executedMACs: 0, denseMACs: dense)
             return frame
         }
         let scale = frame.metadata[PolicyDecision.Key.self]?.scale ?? 1
@@ -71,9 +69,7 @@ public struct Model: Stage {
             graph: executor.graph, shapes: executor.outputShapes, output: executor.output,
             inputSize: (input.width, input.height), frameSize: (frame.image.width, frame.image.height))
         last = outputs
-        frame.metadata[ModelOutputs.Key.self] = outputs
-        frame.metadata[ComputeCost.Key.self] = ComputeCost(
-            executedMACs: runner.macs, denseMACs: dense, input: outputs.inputSize)
+        frame.attach(outputs, executedMACs: runner.macs, denseMACs: dense)
         return frame
     }
 }
@@ -89,6 +85,16 @@ struct FullSizeCost {
         let total = ModelSummary(try options.loadGraph(width: size.width, height: size.height).graph).totalMACs
         macs[size] = total
         return total
+    }
+}
+
+extension Frame {
+    /// Attaches a model stage's outputs and what they cost: `executedMACs` this frame (0 when it reused its last
+    /// outputs) against `denseMACs`, one dense run at full size.
+    mutating func attach(_ outputs: ModelOutputs, executedMACs: Int, denseMACs: Int) {
+        metadata[ModelOutputs.Key.self] = outputs
+        metadata[ComputeCost.Key.self] = ComputeCost(
+            executedMACs: executedMACs, denseMACs: denseMACs, input: outputs.inputSize)
     }
 }
 

@@ -63,8 +63,7 @@ public struct Regions: Stage {
         var frame = frame
         let dense = try fullCost.macs(options, frameWidth: frame.image.width, frameHeight: frame.image.height)
         if frame.skipped, let last {
-            frame.metadata[ModelOutputs.Key.self] = last
-            frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, denseMACs: dense, input: last.inputSize)
+            frame.attach(last, executedMACs: 0, denseMACs: dense)
             return frame
         }
         let scale = frame.metadata[PolicyDecision.Key.self]?.scale ?? 1
@@ -79,9 +78,7 @@ public struct Regions: Stage {
             graph: executor.graph, shapes: executor.outputShapes, output: executor.output,
             inputSize: (input.width, input.height), frameSize: (frame.image.width, frame.image.height))
         last = outputs
-        frame.metadata[ModelOutputs.Key.self] = outputs
-        frame.metadata[ComputeCost.Key.self] = ComputeCost(
-            executedMACs: executor.lastExecutedMACs, denseMACs: dense, input: outputs.inputSize)
+        frame.attach(outputs, executedMACs: executor.lastExecutedMACs, denseMACs: dense)
         return frame
     }
 

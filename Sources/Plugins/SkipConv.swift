@@ -124,8 +124,7 @@ public struct SkipConv: Stage {
         if frame.skipped, let last {
             remember(frame.metadata[BlockMask.Key.self])
             framesTotal += 1
-            frame.metadata[ModelOutputs.Key.self] = last
-            frame.metadata[ComputeCost.Key.self] = ComputeCost(executedMACs: 0, denseMACs: dense, input: last.inputSize)
+            frame.attach(last, executedMACs: 0, denseMACs: dense)
             if let runner = lastSize.flatMap({ runners[$0] }) {
                 frame.metadata[SkipStats.Key.self] = stats(
                     runner.executor, executed: 0, keyframe: false, reused: true, changed: 0)
@@ -173,9 +172,7 @@ public struct SkipConv: Stage {
         last = outputs
         framesTotal += 1
         executedTotal += executor.lastExecutedMACs
-        frame.metadata[ModelOutputs.Key.self] = outputs
-        frame.metadata[ComputeCost.Key.self] = ComputeCost(
-            executedMACs: executor.lastExecutedMACs, denseMACs: dense, input: outputs.inputSize)
+        frame.attach(outputs, executedMACs: executor.lastExecutedMACs, denseMACs: dense)
         frame.metadata[SkipStats.Key.self] = stats(
             executor, executed: executor.lastExecutedMACs, keyframe: executor.lastWasKeyframe, reused: false,
             changed: mask == nil ? 1 : changed.density)

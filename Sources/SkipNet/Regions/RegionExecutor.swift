@@ -111,9 +111,6 @@ public final class RegionExecutor {
     public var outputShapes: [[Int]] { full.outputShapes }
     public func output(_ index: Int) -> UnsafeBufferPointer<Float> { full.output(index) }
 
-    /// Starts over: the next frame is a keyframe.
-    public func reset() { started = false }
-
     public func run(_ input: UnsafeBufferPointer<Float>) throws(ModelError) {
         let count = inputShape.reduce(1, *)
         guard input.count == count, let x = input.baseAddress else {
