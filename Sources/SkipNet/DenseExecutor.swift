@@ -5,7 +5,7 @@ import SkipNetAVX2
 ///
 /// Activations are NCHW (ONNX's own layout, so every operator's axis semantics carry over unchanged, and a conv is
 /// `W[Cout×Cin·k²] × im2col[Cin·k² × H·W]` with the long H·W side as GEMM's N). Buffers are reused once their last
-/// reader has run (liveness over the node order). A convolution whose only reader is a Relu, LeakyRelu or Clip
+/// reader has run (liveness over the node order). A convolution whose only reader is a Relu, LeakyRelu, Clip or SiLU
 /// applies it in its own epilogue. A depthwise 3×3 conv runs in one step with the pointwise convs around it
 /// (MobileNet blocks, `Kernels.fusedDepthwise`) so the wide expanded tensors stay in cache; that step is named after
 /// the depthwise node. Not thread-safe: one executor per inference task.
@@ -160,6 +160,7 @@ public final class DenseExecutor {
             case .relu: activation = .relu
             case .leakyRelu(let alpha): activation = .leakyRelu(alpha: alpha)
             case .clip(let lo, let hi): activation = .clip(min: lo, max: hi)
+            case .silu: activation = .silu
             default: continue
             }
             guard let x = node.inputs[0], readers[x] == 1, !keep.contains(x), let p = producerIndex[x],
@@ -372,6 +373,8 @@ public final class DenseExecutor {
         return UnsafePointer(packed)
     }
 
+    /// The step of one node: the convolutions here (scratch, packed weights, a fused activation), every other
+    /// operator through `OperatorStep`, which constant folding shares.
     private func step(_ node: Graph.Node, activation: Kernels.Activation, outputs: [Int]) throws(ModelError)
         -> () -> Void
     {
@@ -388,12 +391,9 @@ public final class DenseExecutor {
             }
             return c
         }
-        func shape(_ i: Int) -> [Int] { graph.shape(of: node.inputs[i]!) }
         let x = try input(0)
-        let xShape = shape(0)
+        let xShape = graph.shape(of: node.inputs[0]!)
         let y = pointer(outputs[0])
-        let yShape = graph.shape(of: outputs[0])
-        let count = yShape.reduce(1, *)
         let scratch = scratch
 
         switch node.op {
@@ -413,100 +413,12 @@ public final class DenseExecutor {
                 Kernels.convTranspose2d(
                     p, n: n, input: x, weight: w, bias: b, output: y, scratch: scratch, activation: activation)
             }
-        case .batchNormalization(let epsilon):
-            let (s, b, m, v) = (try input(1), try input(2), try input(3), try input(4))
-            let spatial = xShape.dropFirst(2).reduce(1, *)
-            return {
-                Kernels.batchNorm(
-                    n: xShape[0], channels: xShape[1], spatial: spatial, input: x, scale: s, bias: b, mean: m,
-                    variance: v, epsilon: epsilon, output: y)
-            }
-        case .relu: return { Kernels.unary(.relu, input: x, output: y, count: count) }
-        case .leakyRelu(let alpha):
-            return { Kernels.unary(.leakyRelu(alpha: alpha), input: x, output: y, count: count) }
-        case .clip(let lo, let hi): return { Kernels.unary(.clip(min: lo, max: hi), input: x, output: y, count: count) }
-        case .sigmoid: return { Kernels.unary(.sigmoid, input: x, output: y, count: count) }
-        case .hardSigmoid(let alpha, let beta):
-            return { Kernels.unary(.hardSigmoid(alpha: alpha, beta: beta), input: x, output: y, count: count) }
-        case .hardSwish: return { Kernels.unary(.hardSwish, input: x, output: y, count: count) }
-        case .tanh: return { Kernels.unary(.tanh, input: x, output: y, count: count) }
-        case .prelu:
-            let (slope, slopeShape) = (try input(1), shape(1))
-            return { Kernels.prelu(input: x, shape: xShape, slope: slope, slopeShape: slopeShape, output: y) }
-        case .add, .sub, .mul, .div:
-            let op = Kernels.BinaryOp(node.op)!
-            let (b, bShape) = (try input(1), shape(1))
-            return { Kernels.binary(op, a: x, aShape: xShape, b: b, bShape: bShape, output: y) }
-        case .concat(let axis):
-            var pointers: [UnsafePointer<Float>] = []
-            for i in node.inputs.indices { pointers.append(UnsafePointer(try input(i))) }
-            let shapes = node.inputs.indices.map(shape)
-            return { Kernels.concat(inputs: pointers, shapes: shapes, axis: axis, output: y) }
-        case .split(let axis, let sizes):
-            let outs = outputs.map { pointer($0) }
-            return { Kernels.split(input: x, shape: xShape, axis: axis, sizes: sizes ?? [], outputs: outs) }
-        case .resize(let r):
-            let mode: Kernels.ResizeMode
-            switch (r.mode, r.nearestMode) {
-            case ("linear", _), ("bilinear", _): mode = .linear
-            case ("nearest", "round_prefer_ceil"): mode = .nearest(.roundPreferCeil)
-            case ("nearest", "floor"): mode = .nearest(.floor)
-            case ("nearest", "ceil"): mode = .nearest(.ceil)
-            case ("nearest", "round_prefer_floor"): mode = .nearest(.roundPreferFloor)
-            default: throw .node(node.info, "resize mode \(r.mode) / \(r.nearestMode) is not supported")
-            }
-            guard let coordinate = Kernels.CoordinateTransform(onnx: r.coordinateTransformation) else {
-                throw .node(node.info, "coordinate_transformation_mode \(r.coordinateTransformation) is not supported")
-            }
-            // Scales as given when the model gives them (they enter the coordinate arithmetic), else out/in.
-            let scalesIndex = node.inputs.count == 2 ? 1 : 2
-            let given = scalesIndex < node.inputs.count ? node.inputs[scalesIndex].flatMap { graph.constants[$0] } : nil
-            let scales =
-                given.map { $0.count == 4 ? ($0.data[2], $0.data[3]) : (0, 0) }
-                ?? (Float(yShape[2]) / Float(xShape[2]), Float(yShape[3]) / Float(xShape[3]))
-            let sH = scales.0 > 0 ? scales.0 : Float(yShape[2]) / Float(xShape[2])
-            let sW = scales.1 > 0 ? scales.1 : Float(yShape[3]) / Float(xShape[3])
-            return {
-                Kernels.resize2d(
-                    n: xShape[0], c: xShape[1], inH: xShape[2], inW: xShape[3], outH: yShape[2], outW: yShape[3],
-                    scaleH: sH, scaleW: sW, mode: mode, coordinate: coordinate, input: x, output: y)
-            }
-        case .maxPool(let a), .averagePool(let a, _):
-            let p = Pool2DParams(
-                inH: xShape[2], inW: xShape[3], outH: yShape[2], outW: yShape[3], kH: a.kernel[0], kW: a.kernel[1],
-                strideH: a.strides[0], strideW: a.strides[1], padTop: a.pads[0], padLeft: a.pads[1],
-                padBottom: a.pads[2], padRight: a.pads[3], dilationH: a.dilations[0], dilationW: a.dilations[1])
-            let planes = xShape[0] * xShape[1]
-            if case .averagePool(_, let include) = node.op {
-                return { Kernels.averagePool2d(p, planes: planes, countIncludePad: include, input: x, output: y) }
-            }
-            return { Kernels.maxPool2d(p, planes: planes, input: x, output: y) }
-        case .globalAveragePool:
-            let (planes, spatial) = (xShape[0] * xShape[1], xShape[2] * xShape[3])
-            return { Kernels.globalAveragePool(planes: planes, spatial: spatial, input: x, output: y) }
-        case .softmax(let axis, let legacy):
-            let outer = xShape[..<axis].reduce(1, *)
-            let axisSize = legacy ? xShape[axis...].reduce(1, *) : xShape[axis]
-            let inner = legacy ? 1 : xShape[(axis + 1)...].reduce(1, *)
-            return { Kernels.softmax(input: x, output: y, outer: outer, axisSize: axisSize, inner: inner) }
-        case .transpose(let perm):
-            let p = perm ?? Array((0..<xShape.count).reversed())
-            return { Kernels.transpose(input: x, shape: xShape, perm: p, output: y) }
-        case .reshape, .flatten:
-            return { y.update(from: x, count: count) }
-        case .gemm(let alpha, let beta, let transA, let transB):
-            let b = try input(1)
-            let c = optional(2)
-            let cShape = node.inputs.count > 2 ? node.inputs[2].map { graph.shape(of: $0) } ?? [] : []
-            let k = transA ? xShape[0] : xShape[1]
-            return {
-                Kernels.gemm(
-                    a: x, b: b, c: c, cShape: cShape, m: yShape[0], n: yShape[1], k: k, transA: transA,
-                    transB: transB, alpha: alpha, beta: beta, output: y)
-            }
-        case .matMul:
-            let (b, bShape) = (try input(1), shape(1))
-            return { Kernels.matmul(a: x, aShape: xShape, b: b, bShape: bShape, output: y) }
+        default:
+            return try OperatorStep.make(
+                node.op, info: node.info, inputs: node.inputs.map { $0.map(pointer) },
+                inputShapes: node.inputs.map { $0.map(graph.shape(of:)) },
+                constants: node.inputs.map { $0.flatMap { graph.constants[$0] } }, outputs: outputs.map(pointer),
+                outputShapes: outputs.map(graph.shape(of:)))
         }
     }
 }

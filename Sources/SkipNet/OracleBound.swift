@@ -187,7 +187,8 @@ public struct OracleBound: Sendable {
                     .resize(xShape[2], yShape[2], scale: sH, coordinate: coordinate, nearest: nearest),
                     .resize(xShape[3], yShape[3], scale: sW, coordinate: coordinate, nearest: nearest)
                 ) { _, _, _, _ in .none }
-            case .batchNormalization, .relu, .leakyRelu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .tanh:
+            case .batchNormalization, .relu, .leakyRelu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .tanh, .silu, .math,
+                .cast:
                 if sideInputChanges { all() } else { alias() }
             case .softmax(axis: 1, legacy: false) where yShape.count == 4:
                 if sideInputChanges { all() } else { alias() }

@@ -163,6 +163,9 @@ enum ShapeInference {
             return (op, [[m, n]])
         case .matMul:
             return (op, [try matMulShape(x, try input(1), info: info)])
+        case .silu, .math, .pow, .min, .max, .equal, .less, .greater, .where, .reduce, .cast, .shape,
+            .constantOfShape, .range, .gather, .slice, .squeeze, .unsqueeze, .expand, .pad:
+            return try inferTensorOperator(op, info: info, inputs: inputs, constants: constants)
         }
     }
 
@@ -220,7 +223,7 @@ enum ShapeInference {
         return out
     }
 
-    private static func normalize(_ axis: Int, rank: Int, info: NodeInfo) throws(ModelError) -> Int {
+    static func normalize(_ axis: Int, rank: Int, info: NodeInfo) throws(ModelError) -> Int {
         let ax = axis < 0 ? axis + rank : axis
         guard (0..<rank).contains(ax) else { throw .node(info, "axis \(axis) out of range for rank \(rank)") }
         return ax

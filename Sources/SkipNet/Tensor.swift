@@ -1,12 +1,24 @@
 /// A dense float32 tensor in ONNX's logical layout (NCHW for images), row-major.
+///
+/// Integer and boolean tensors (shapes, indices, masks: small whole numbers) are held as floats too; ``kind``
+/// remembers what they were so that folding at load keeps ONNX's integer semantics (division truncates).
 public struct Tensor: Sendable, Equatable {
+    /// The ONNX element type a tensor stands for.
+    public enum Kind: Sendable, Equatable {
+        case float
+        case integer
+        case boolean
+    }
+
     public var shape: [Int]
     public var data: [Float]
+    public var kind: Kind
 
-    public init(shape: [Int], data: [Float]) {
+    public init(shape: [Int], data: [Float], kind: Kind = .float) {
         precondition(shape.reduce(1, *) == data.count, "tensor data does not match its shape")
         self.shape = shape
         self.data = data
+        self.kind = kind
     }
 
     public init(zeros shape: [Int]) {
@@ -46,6 +58,13 @@ extension Tensor {
             throw .node(info, "\(value) is not a usable whole number here")
         }
         return Int(value)
+    }
+
+    /// A whole number clamped to ±``maximumCount``: Slice and Range take `INT64_MAX`-style sentinels for "to the
+    /// end". NaN is an error.
+    static func clampedInteger(_ value: Float, _ info: NodeInfo) throws(ModelError) -> Int {
+        guard !value.isNaN else { throw .node(info, "NaN is not a usable whole number here") }
+        return Int(Swift.min(Swift.max(value, -Float(maximumCount)), Float(maximumCount)))
     }
 
     /// The values as whole numbers (see ``integer(_:_:)``).

@@ -1,6 +1,7 @@
 // Per-operator tests of SkipNet's kernels against onnxruntime (one-node models built by Reference/single_op.py).
 // Tolerance everywhere: max |actual − reference| ≤ 1e-4 · max(1, max |reference|) (see KernelTestsSupport.swift).
 
+import Foundation
 import SkipNet
 import Testing
 
@@ -38,6 +39,7 @@ func applyActivation(_ x: [Float], _ act: Kernels.Activation) -> [Float] {
         case .relu: return max(v, 0)
         case .leakyRelu(let a): return v < 0 ? v * a : v
         case .clip(let lo, let hi): return min(max(v, lo), hi)
+        case .silu: return Float(Double(v) / (1 + Foundation.exp(-Double(v))))
         }
     }
 }
@@ -93,6 +95,14 @@ struct KernelTestsConv {
         // K·outW large enough that the im2col runs in several row bands (last band partial).
         ConvSpec(
             name: "3×3 64→5 banded im2col", inC: 64, inH: 31, inW: 40, outC: 5, kH: 3, kW: 3, pads: (1, 1, 1, 1)),
+        // SiLU epilogues (YOLO): pointwise, 3×3 stride 2 (a stem the AVX2 kernel declines), depthwise.
+        ConvSpec(name: "pointwise silu", inC: 24, inH: 9, inW: 37, outC: 17, kH: 1, kW: 1, activation: .silu),
+        ConvSpec(
+            name: "3×3 stride2 silu stem", inC: 3, inH: 20, inW: 34, outC: 16, kH: 3, kW: 3, stride: (2, 2),
+            pads: (1, 1, 1, 1), activation: .silu),
+        ConvSpec(
+            name: "depthwise silu", inC: 8, inH: 12, inW: 21, outC: 8, kH: 3, kW: 3, pads: (1, 1, 1, 1), groups: 8,
+            activation: .silu),
     ]
 
     @Test("Conv matches onnxruntime (pointwise, im2col, groups, depthwise, pads, strides, dilations, activations)")

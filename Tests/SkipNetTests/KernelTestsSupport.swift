@@ -31,6 +31,8 @@ enum RefAttr {
     case s(String)
     case ints([Int])
     case floats([Float])
+    /// A one-element tensor attribute (ConstantOfShape's `value`), `dtype` "float32", "int64" or "bool".
+    case tensor(dtype: String, value: Float)
 
     var json: [String: Any] {
         switch self {
@@ -39,6 +41,7 @@ enum RefAttr {
         case .s(let v): return ["s": v]
         case .ints(let v): return ["ints": v]
         case .floats(let v): return ["floats": v.map { Double($0) }]
+        case .tensor(let dtype, let v): return ["t": ["dtype": dtype, "dims": [1], "data": [Double(v)]]]
         }
     }
 }
@@ -47,6 +50,7 @@ enum RefAttr {
 enum RefInput {
     case floats([Float], shape: [Int])
     case int64([Int], shape: [Int])
+    case bool([Bool], shape: [Int])
     case omitted
 }
 
@@ -57,6 +61,8 @@ struct RefCase {
     var attrs: [String: RefAttr] = [:]
     var inputs: [RefInput]
     var numOutputs: Int = 1
+    /// "float32", "int64" or "bool": the element type onnxruntime produces (returned as floats).
+    var outputType = "float32"
 }
 
 struct RefOutput {
@@ -96,6 +102,8 @@ func runReference(_ cases: [RefCase]) throws -> [String: [RefOutput]] {
                 inputs.append(["shape": shape, "file": url.path])
             case .int64(let data, let shape):
                 inputs.append(["shape": shape, "dtype": "int64", "data": data])
+            case .bool(let data, let shape):
+                inputs.append(["shape": shape, "dtype": "bool", "data": data])
             case .omitted:
                 inputs.append(NSNull())
             }
@@ -104,7 +112,8 @@ func runReference(_ cases: [RefCase]) throws -> [String: [RefOutput]] {
         for (k, v) in c.attrs { attrs[k] = v.json }
         specCases.append([
             "name": c.name, "op": c.op, "opset": c.opset, "attrs": attrs, "inputs": inputs,
-            "numOutputs": c.numOutputs, "outputPrefix": dir.appendingPathComponent("c\(ci)_out").path,
+            "numOutputs": c.numOutputs, "outputType": c.outputType,
+            "outputPrefix": dir.appendingPathComponent("c\(ci)_out").path,
         ])
     }
     let resultURL = dir.appendingPathComponent("result.json")

@@ -4,11 +4,20 @@
 // pattern merged, so same-shape inputs become one flat SIMD loop and a per-channel operand ([1,C,1,1] against
 // [N,C,H,W]) becomes a vector-by-scalar loop over each H·W plane.
 
+#if canImport(Darwin)
+    import Darwin
+#else
+    import Glibc
+#endif
+
 extension Kernels {
     public enum BinaryOp: Sendable, Equatable {
         case add, sub, mul, div
         /// PRelu: `a < 0 ? a · b : a` (a = X, b = slope).
         case prelu
+        case pow, min, max
+        /// Comparisons give 1 or 0 (ONNX bool, held as float).
+        case equal, less, greater
     }
 
     /// numpy broadcast of two shapes, nil when incompatible.
@@ -41,6 +50,12 @@ extension Kernels {
         case .mul: broadcastLoop(MulOp.self, a, aShape, b, bShape, output)
         case .div: broadcastLoop(DivOp.self, a, aShape, b, bShape, output)
         case .prelu: broadcastLoop(PReluOp.self, a, aShape, b, bShape, output)
+        case .pow: broadcastLoop(PowOp.self, a, aShape, b, bShape, output)
+        case .min: broadcastLoop(MinOp.self, a, aShape, b, bShape, output)
+        case .max: broadcastLoop(MaxOp.self, a, aShape, b, bShape, output)
+        case .equal: broadcastLoop(EqualOp.self, a, aShape, b, bShape, output)
+        case .less: broadcastLoop(LessOp.self, a, aShape, b, bShape, output)
+        case .greater: broadcastLoop(GreaterOp.self, a, aShape, b, bShape, output)
         }
     }
 
@@ -55,6 +70,12 @@ extension Kernels {
         case .mul: binaryVV(MulOp.self, a, b, output, count)
         case .div: binaryVV(DivOp.self, a, b, output, count)
         case .prelu: binaryVV(PReluOp.self, a, b, output, count)
+        case .pow: binaryVV(PowOp.self, a, b, output, count)
+        case .min: binaryVV(MinOp.self, a, b, output, count)
+        case .max: binaryVV(MaxOp.self, a, b, output, count)
+        case .equal: binaryVV(EqualOp.self, a, b, output, count)
+        case .less: binaryVV(LessOp.self, a, b, output, count)
+        case .greater: binaryVV(GreaterOp.self, a, b, output, count)
         }
     }
 
@@ -227,14 +248,63 @@ enum PReluOp: BinaryKernelOp {
     }
 }
 
+enum PowOp: BinaryKernelOp {
+    @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float {
+        // Squares are common (YOLOv5's box head); powf of a negative base is NaN for fractional exponents only.
+        b == 2 ? a * a : powf(a, b)
+    }
+    @inline(__always) static func apply(_ a: F16, _ b: F16) -> F16 {
+        var out = F16()
+        for i in 0..<16 { out[i] = apply(a[i], b[i]) }
+        return out
+    }
+}
+
+enum MinOp: BinaryKernelOp {
+    @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { Swift.min(a, b) }
+    @inline(__always) static func apply(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: b .< a) }
+}
+
+enum MaxOp: BinaryKernelOp {
+    @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { Swift.max(a, b) }
+    @inline(__always) static func apply(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: b .> a) }
+}
+
+enum EqualOp: BinaryKernelOp {
+    @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 }
+    @inline(__always) static func apply(_ a: F16, _ b: F16) -> F16 {
+        F16(repeating: 0).replacing(with: 1, where: a .== b)
+    }
+}
+
+enum LessOp: BinaryKernelOp {
+    @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a < b ? 1 : 0 }
+    @inline(__always) static func apply(_ a: F16, _ b: F16) -> F16 {
+        F16(repeating: 0).replacing(with: 1, where: a .< b)
+    }
+}
+
+enum GreaterOp: BinaryKernelOp {
+    @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a > b ? 1 : 0 }
+    @inline(__always) static func apply(_ a: F16, _ b: F16) -> F16 {
+        F16(repeating: 0).replacing(with: 1, where: a .> b)
+    }
+}
+
 extension Kernels.BinaryOp {
-    /// The kernel for an Add/Sub/Mul/Div node; nil for anything else.
+    /// The kernel for a two-input element-wise node (Min and Max with two inputs); nil for anything else.
     public init?(_ op: Operator) {
         switch op {
         case .add: self = .add
         case .sub: self = .sub
         case .mul: self = .mul
         case .div: self = .div
+        case .pow: self = .pow
+        case .min: self = .min
+        case .max: self = .max
+        case .equal: self = .equal
+        case .less: self = .less
+        case .greater: self = .greater
         default: return nil
         }
     }

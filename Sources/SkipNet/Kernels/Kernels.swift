@@ -27,6 +27,8 @@ public enum Kernels {
         case relu
         case leakyRelu(alpha: Float)
         case clip(min: Float, max: Float)
+        /// `x·σ(x)` (YOLO's SiLU, exported as Sigmoid and Mul).
+        case silu
     }
 
     /// Worker count for the conv kernels (set by `setThreads`, process-global).
@@ -115,6 +117,15 @@ extension Kernels {
                 p[i] = Swift.min(Swift.max(p[i] + bias, lo), hi)
                 i += 1
             }
+        case .silu:
+            while i + 16 <= count {
+                store16(silu16(load16(p + i) + vb), p + i)
+                i += 16
+            }
+            while i < count {
+                p[i] = silu(p[i] + bias)
+                i += 1
+            }
         }
     }
 
@@ -125,6 +136,7 @@ extension Kernels {
         case .relu: return Swift.max(v, 0)
         case .leakyRelu(let a): return v < 0 ? v * a : v
         case .clip(let lo, let hi): return Swift.min(Swift.max(v, lo), hi)
+        case .silu: return silu(v)
         }
     }
 
@@ -149,6 +161,7 @@ extension Kernels {
         case .relu: return vmax(v, F16(repeating: 0))
         case .leakyRelu(let a): return v.replacing(with: v * F16(repeating: a), where: v .< F16(repeating: 0))
         case .clip(let lo, let hi): return vmin(vmax(v, F16(repeating: lo)), F16(repeating: hi))
+        case .silu: return silu16(v)
         }
     }
 }
@@ -176,6 +189,10 @@ extension Kernels {
         case .clip(let lo, let hi):
             let l = v.replacing(with: F4(repeating: lo), where: v .< F4(repeating: lo))
             return l.replacing(with: F4(repeating: hi), where: F4(repeating: hi) .< l)
+        case .silu:
+            var out = F4()
+            for i in 0..<4 { out[i] = silu(v[i]) }
+            return out
         }
     }
 }

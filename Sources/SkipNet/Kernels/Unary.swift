@@ -18,6 +18,8 @@ extension Kernels {
         /// `x · max(0, min(1, x/6 + 0.5))`.
         case hardSwish
         case tanh
+        case silu
+        case math(MathFunction)
     }
 
     /// `output[i] = op(input[i])` for `count` floats. In place (`output == input`) is allowed.
@@ -87,6 +89,21 @@ extension Kernels {
                 output[i] = tanhf(input[i])
                 i += 1
             }
+        case .silu:
+            while i + 16 <= count {
+                store16(silu16(load16(input + i)), output + i)
+                i += 16
+            }
+            while i < count {
+                output[i] = silu(input[i])
+                i += 1
+            }
+        case .math(let function):
+            let f = function.scalar
+            while i < count {
+                output[i] = f(input[i])
+                i += 1
+            }
         }
     }
 
@@ -131,7 +148,29 @@ extension Kernels.UnaryOp {
         case .hardSigmoid(let alpha, let beta): self = .hardSigmoid(alpha: alpha, beta: beta)
         case .hardSwish: self = .hardSwish
         case .tanh: self = .tanh
+        case .silu: self = .silu
+        case .math(let function): self = .math(function)
         default: return nil
+        }
+    }
+}
+
+extension MathFunction {
+    /// The function on one float (ONNX semantics; `not` on 0/1 booleans).
+    var scalar: @Sendable (Float) -> Float {
+        switch self {
+        case .exp: return { expf($0) }
+        case .log: return { logf($0) }
+        case .sqrt: return { $0.squareRoot() }
+        case .neg: return { -$0 }
+        case .abs: return { Swift.abs($0) }
+        case .floor: return { $0.rounded(.down) }
+        case .ceil: return { $0.rounded(.up) }
+        case .reciprocal: return { 1 / $0 }
+        case .not: return { $0 == 0 ? 1 : 0 }
+        case .erf: return { erff($0) }
+        case .sin: return { sinf($0) }
+        case .cos: return { cosf($0) }
         }
     }
 }

@@ -65,6 +65,7 @@ public enum ONNXImporter {
         try builder.add(model.graph, inputShape: inputShape)
         var graph = builder.finish()
         BatchNormFolding.fold(&graph)
+        SiLUFusion.fuse(&graph)
         return graph
     }
 }
@@ -172,6 +173,18 @@ struct GraphBuilder {
         let op = try OperatorParser(info: info, attributes: attributes, opset: opset)
             .parse(proto.opType, inputs: inputIDs, constants: constants)
         let inputShapes = inputIDs.map { $0.map { values[$0].shape } }
+        if let folded = try ConstantFolding.fold(
+            op, info: info, inputs: inputIDs.map { $0.flatMap { constants[$0] } }, shapes: inputShapes,
+            outputCount: proto.output.count)
+        {
+            guard folded.count == proto.output.count else {
+                throw .node(info, "produces \(folded.count) outputs, the model names \(proto.output.count)")
+            }
+            for (output, tensor) in zip(proto.output, folded) {
+                constants[define(output, shape: tensor.shape)] = tensor
+            }
+            return
+        }
         let (finalOp, outputShapes) = try ShapeInference.infer(
             op, info: info, inputs: inputShapes, constants: inputIDs.map { $0.flatMap { constants[$0] } },
             outputCount: proto.output.count)

@@ -101,18 +101,21 @@ struct OperatorParser {
             try need(2...2)
             return .matMul
         default:
+            if let op = try tensorOperator(opType, inputs: inputs, constants: constants) { return op }
             throw ModelError(
                 "unsupported operator '\(opType)' in node '\(info.name)' (opset \(opset)); SkipNet supports "
                     + Self.supported.joined(separator: ", "))
         }
     }
 
-    static let supported = [
-        "Conv", "ConvTranspose", "BatchNormalization", "Relu", "PRelu", "LeakyRelu", "Clip", "Sigmoid",
-        "HardSigmoid", "HardSwish", "Tanh", "Add", "Sub", "Mul", "Div", "Concat", "Split", "Resize", "Upsample",
-        "MaxPool", "AveragePool", "GlobalAveragePool", "Softmax", "Transpose", "Reshape", "Flatten", "Gemm", "MatMul",
-        "Constant", "Identity", "Dropout",
-    ]
+    static let supported =
+        [
+            "Conv", "ConvTranspose", "BatchNormalization", "Relu", "PRelu", "LeakyRelu", "Clip", "Sigmoid",
+            "HardSigmoid", "HardSwish", "Tanh", "Add", "Sub", "Mul", "Div", "Concat", "Split", "Resize", "Upsample",
+            "MaxPool", "AveragePool", "GlobalAveragePool", "Softmax", "Transpose", "Reshape", "Flatten", "Gemm",
+            "MatMul",
+            "Constant", "Identity", "Dropout",
+        ] + tensorOperators
 
     private func convAttributes() throws(ModelError) -> ConvAttributes {
         ConvAttributes(

@@ -84,10 +84,10 @@ def make(out):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)]), f"{out}/legacy.onnx")
 
     # An operator SkipNet does not have.
-    g = helper.make_graph([helper.make_node("Erf", ["x"], ["y"], name="the_erf")], "erf",
+    g = helper.make_graph([helper.make_node("Einsum", ["x"], ["y"], name="the_einsum", equation="ij->ji")], "einsum",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{out}/erf.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{out}/einsum.onnx")
 
     # An opset beyond the supported range.
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "new",

@@ -7,8 +7,9 @@ case = {
   "attrs": {name: {"i": int} | {"f": float} | {"s": str} | {"ints": [...]} | {"floats": [...]}},
   "inputs": [ null (omitted optional input)
             | {"shape": [...], "file": "raw float32 path"}
-            | {"shape": [...], "dtype": "float32"|"int64", "data": [...]} ],
-  "numOutputs": int, "outputPrefix": "path prefix"
+            | {"shape": [...], "dtype": "float32"|"int64"|"bool", "data": [...]} ],
+  "numOutputs": int, "outputType": "float32"|"int64"|"bool" (optional), "outputPrefix": "path prefix"
+(attrs also take {"t": {"dtype": ..., "dims": [...], "data": [...]}} for tensor attributes)
 }
 Output k of a case is written as raw float32 to outputPrefix + "_k.bin"; the result JSON is
 {"cases": [{"name": ..., "shapes": [[...], ...]} | {"name": ..., "error": "..."}]}.
@@ -21,7 +22,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "int64": (np.int64, TensorProto.INT64)}
+DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "int64": (np.int64, TensorProto.INT64),
+          "bool": (np.bool_, TensorProto.BOOL)}
 
 
 def attr_value(v):
@@ -35,6 +37,9 @@ def attr_value(v):
         return [int(x) for x in v["ints"]]
     if "floats" in v:
         return [float(x) for x in v["floats"]]
+    if "t" in v:
+        np_t, onnx_t = DTYPES[v["t"]["dtype"]]
+        return helper.make_tensor("value", onnx_t, v["t"]["dims"], np.array(v["t"]["data"], dtype=np_t).flatten())
     raise ValueError(f"bad attribute {v}")
 
 
@@ -57,7 +62,8 @@ def run_case(case):
     outs = [f"out{k}" for k in range(case.get("numOutputs", 1))]
     attrs = {k: attr_value(v) for k, v in case.get("attrs", {}).items()}
     node = helper.make_node(case["op"], node_inputs, outs, domain=case.get("domain", ""), **attrs)
-    graph_outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs]
+    out_type = DTYPES[case.get("outputType", "float32")][1]
+    graph_outputs = [helper.make_tensor_value_info(o, out_type, None) for o in outs]
     graph = helper.make_graph([node], "single_op", graph_inputs, graph_outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(case["opset"]))])
     model.ir_version = 8
@@ -69,7 +75,7 @@ def run_case(case):
     results = sess.run(outs, feeds)
     shapes = []
     for k, r in enumerate(results):
-        r = np.ascontiguousarray(r, dtype=np.float32)
+        r = np.array(r, dtype=np.float32, order="C")  # keeps 0-d results 0-d, unlike ascontiguousarray
         r.tofile(f"{case['outputPrefix']}_{k}.bin")
         shapes.append(list(r.shape))
     return {"name": case["name"], "shapes": shapes}
