@@ -5,7 +5,7 @@ import SkipNetAVX2
 ///
 /// Activations are NCHW (ONNX's own layout, so every operator's axis semantics carry over unchanged, and a conv is
 /// `W[Cout×Cin·k²] × im2col[Cin·k² × H·W]` with the long H·W side as GEMM's N). Buffers are reused once their last
-/// reader has run (liveness over the node order). A convolution whose only reader is a Relu, LeakyRelu, Clip or SiLU
+/// reader has run (liveness over the node order). A convolution whose only reader is a Relu, LeakyRelu, Clip, SiLU or HardSwish
 /// applies it in its own epilogue. A depthwise 3×3 conv runs in one step with the pointwise convs around it
 /// (MobileNet blocks, `Kernels.fusedDepthwise`) so the wide expanded tensors stay in cache; that step is named after
 /// the depthwise node. Not thread-safe: one executor per inference task.
@@ -161,6 +161,7 @@ public final class DenseExecutor {
             case .leakyRelu(let alpha): activation = .leakyRelu(alpha: alpha)
             case .clip(let lo, let hi): activation = .clip(min: lo, max: hi)
             case .silu: activation = .silu
+            case .hardSwish: activation = .hardSwish
             default: continue
             }
             guard let x = node.inputs[0], readers[x] == 1, !keep.contains(x), let p = producerIndex[x],

@@ -26,7 +26,7 @@ public enum Operator: Sendable, Equatable {
     case flatten(axis: Int)
     case gemm(alpha: Float, beta: Float, transA: Bool, transB: Bool)
     case matMul
-    /// `x·σ(x)`: a Sigmoid and the Mul that reads it and its input, fused at load (`SiLUFusion`).
+    /// `x·σ(x)`: a Sigmoid and the Mul that reads it and its input, fused at load (`SelfGatingFusion`).
     case silu
     case math(MathFunction)
     case pow, min, max

@@ -40,6 +40,7 @@ func applyActivation(_ x: [Float], _ act: Kernels.Activation) -> [Float] {
         case .leakyRelu(let a): return v < 0 ? v * a : v
         case .clip(let lo, let hi): return min(max(v, lo), hi)
         case .silu: return Float(Double(v) / (1 + Foundation.exp(-Double(v))))
+        case .hardSwish: return v * min(max(v / 6 + 0.5, 0), 1)
         }
     }
 }
@@ -103,6 +104,7 @@ struct KernelTestsConv {
         ConvSpec(
             name: "depthwise silu", inC: 8, inH: 12, inW: 21, outC: 8, kH: 3, kW: 3, pads: (1, 1, 1, 1), groups: 8,
             activation: .silu),
+        ConvSpec(name: "pointwise hardswish", inC: 16, inH: 7, inW: 19, outC: 24, kH: 1, kW: 1, activation: .hardSwish),
     ]
 
     @Test("Conv matches onnxruntime (pointwise, im2col, groups, depthwise, pads, strides, dilations, activations)")

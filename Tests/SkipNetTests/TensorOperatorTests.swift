@@ -433,3 +433,65 @@ struct SiLUKernelTests {
         #expect(worst <= 1e-6, "largest relative error \(worst)")
     }
 }
+
+@Suite("SelfGatingFusionTests")
+struct SelfGatingFusionTests {
+    /// MobileNetV3 and YOLO building blocks: a conv gated by HardSigmoid(x/6 + ½) (HardSwish as exported before
+    /// opset 14), a conv gated by its own Sigmoid with the Mul's operands swapped, the HardSwish operator itself,
+    /// and a squeeze-excite branch whose HardSigmoid(0.2, 0.5) gate multiplies another tensor (not a self-gate,
+    /// so not fused). Fused where the pattern holds, and equal to onnxruntime.
+    @Test func gatesFuseIntoConvolutionsAndMatchOnnxruntime() throws {
+        var rng = SeededGenerator(seed: 14)
+        var m = TestModel([1, 8, 12, 12])
+        m.conv(
+            "x", "a", 8, 16, kernel: [1, 1], weights: rng.weights(128, fanIn: 8),
+            bias: (0..<16).map { _ in rng.uniform(-1...1) })
+        m.node("HardSigmoid", ["a"], "a_gate")
+        m.nodes[m.nodes.count - 1].attribute = [Self.float("alpha", 1.0 / 6.0), Self.float("beta", 0.5)]
+        m.node("Mul", ["a", "a_gate"], "a_out")
+        m.conv(
+            "a_out", "b", 16, 16, kernel: [3, 3], pads: [1, 1, 1, 1], weights: rng.weights(2304, fanIn: 144),
+            bias: Array(repeating: 0.1, count: 16))
+        m.node("Sigmoid", ["b"], "b_gate")
+        m.node("Mul", ["b_gate", "b"], "b_out")
+        m.conv(
+            "b_out", "c", 16, 16, kernel: [1, 1], weights: rng.weights(256, fanIn: 16),
+            bias: Array(repeating: -0.2, count: 16))
+        m.node("HardSwish", ["c"], "c_out")
+        m.node("GlobalAveragePool", ["c_out"], "pool")
+        m.conv(
+            "pool", "squeeze", 16, 4, kernel: [1, 1], weights: rng.weights(64, fanIn: 16),
+            bias: Array(repeating: 0, count: 4))
+        m.node("Relu", ["squeeze"], "squeeze_relu")
+        m.conv(
+            "squeeze_relu", "excite", 4, 16, kernel: [1, 1], weights: rng.weights(64, fanIn: 4),
+            bias: Array(repeating: 0, count: 16))
+        m.node("HardSigmoid", ["excite"], "excite_gate")
+        m.node("Mul", ["c_out", "excite_gate"], "y")
+        m.outputs = ["y"]
+        let graph = try ONNXImporter.load(data: try m.serialized(opset: 14), name: "gates.onnx")
+        let ops = graph.nodes.map(\.op)
+        #expect(ops.filter { $0 == .hardSwish }.count == 2 && ops.filter { $0 == .silu }.count == 1)
+        #expect(ops.filter { $0 == .mul }.count == 1, "the squeeze-excite gate is not a self-gate")
+
+        let input = randomFloats(8 * 144, seed: 15, lo: -2, hi: 2)
+        let reference = try m.onnxruntimeOutputs(input, opset: 14)[0]
+        for kernels in KernelSet.allCases where KernelSet.isSupported(kernels, cpuFlags: BLASCoreType.cpuFlags()) {
+            let executor = try DenseExecutor(graph: graph, kernels: kernels)
+            // The three gated convolutions apply their gate in the epilogue: no step of their own.
+            #expect(!executor.stepNodeNames.contains("a_out") && !executor.stepNodeNames.contains("b_out"))
+            #expect(!executor.stepNodeNames.contains("c_out"))
+            let output = try executor.run(Tensor(shape: [1, 8, 12, 12], data: input))[0].data
+            let (error, bound) = maxError(output, reference)
+            #expect(error <= bound, "\(kernels): \(error) > \(bound)")
+        }
+    }
+
+    static func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .float
+        a.f = value
+        return a
+    }
+}

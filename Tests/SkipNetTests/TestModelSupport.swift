@@ -86,6 +86,11 @@ struct TestModel {
     }
 
     func graph(name: String = "oracle") throws -> Graph {
+        try ONNXImporter.load(data: try serialized(name: name), name: "\(name).onnx")
+    }
+
+    /// The model as an `.onnx` file's bytes.
+    func serialized(name: String = "oracle", opset version: Int = 13) throws -> Data {
         var g = Onnx_GraphProto()
         g.name = name
         g.node = nodes
@@ -107,11 +112,33 @@ struct TestModel {
         var model = Onnx_ModelProto()
         model.irVersion = 8
         var opset = Onnx_OperatorSetIdProto()
-        opset.version = 13
+        opset.version = Int64(version)
         model.opsetImport = [opset]
         model.graph = g
-        let data: Data = try model.serializedBytes()
-        return try ONNXImporter.load(data: data, name: "\(name).onnx")
+        return try model.serializedBytes()
+    }
+
+    /// onnxruntime's outputs for `input` (`Reference/run_model.py`, one thread, no graph optimisations).
+    func onnxruntimeOutputs(_ input: [Float], opset: Int = 13) throws -> [[Float]] {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skipnet-model-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try serialized(opset: opset).write(to: dir.appendingPathComponent("model.onnx"))
+        try input.withUnsafeBytes { try Data($0).write(to: dir.appendingPathComponent("input.bin")) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3",
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Reference/run_model.py")
+                .path, dir.path,
+        ]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ModelError("run_model.py failed") }
+        return try outputs.indices.map { k in
+            let data = try Data(contentsOf: dir.appendingPathComponent("output\(k).bin"))
+            return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
     }
 }
 

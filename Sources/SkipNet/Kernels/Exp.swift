@@ -38,3 +38,16 @@ extension Kernels {
         x / (1 + expf(-x))
     }
 }
+
+extension Kernels {
+    /// `x·max(0, min(1, x/6 + ½))`.
+    @inline(__always)
+    static func hardSwish16(_ x: F16) -> F16 {
+        x * vmin(vmax(x * F16(repeating: 1.0 / 6.0) + F16(repeating: 0.5), F16(repeating: 0)), F16(repeating: 1))
+    }
+
+    @inline(__always)
+    static func hardSwish(_ x: Float) -> Float {
+        x * Swift.min(Swift.max(x * (1.0 / 6.0) + 0.5, 0), 1)
+    }
+}

@@ -29,6 +29,8 @@ public enum Kernels {
         case clip(min: Float, max: Float)
         /// `x·σ(x)` (YOLO's SiLU, exported as Sigmoid and Mul).
         case silu
+        /// `x·max(0, min(1, x/6 + ½))` (MobileNetV3).
+        case hardSwish
     }
 
     /// Worker count for the conv kernels (set by `setThreads`, process-global).
@@ -126,6 +128,15 @@ extension Kernels {
                 p[i] = silu(p[i] + bias)
                 i += 1
             }
+        case .hardSwish:
+            while i + 16 <= count {
+                store16(hardSwish16(load16(p + i) + vb), p + i)
+                i += 16
+            }
+            while i < count {
+                p[i] = hardSwish(p[i] + bias)
+                i += 1
+            }
         }
     }
 
@@ -137,6 +148,7 @@ extension Kernels {
         case .leakyRelu(let a): return v < 0 ? v * a : v
         case .clip(let lo, let hi): return Swift.min(Swift.max(v, lo), hi)
         case .silu: return silu(v)
+        case .hardSwish: return hardSwish(v)
         }
     }
 
@@ -162,6 +174,7 @@ extension Kernels {
         case .leakyRelu(let a): return v.replacing(with: v * F16(repeating: a), where: v .< F16(repeating: 0))
         case .clip(let lo, let hi): return vmin(vmax(v, F16(repeating: lo)), F16(repeating: hi))
         case .silu: return silu16(v)
+        case .hardSwish: return hardSwish16(v)
         }
     }
 }
@@ -189,9 +202,9 @@ extension Kernels {
         case .clip(let lo, let hi):
             let l = v.replacing(with: F4(repeating: lo), where: v .< F4(repeating: lo))
             return l.replacing(with: F4(repeating: hi), where: F4(repeating: hi) .< l)
-        case .silu:
+        case .silu, .hardSwish:
             var out = F4()
-            for i in 0..<4 { out[i] = silu(v[i]) }
+            for i in 0..<4 { out[i] = activate(v[i], act) }
             return out
         }
     }

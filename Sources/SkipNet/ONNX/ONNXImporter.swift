@@ -65,7 +65,7 @@ public enum ONNXImporter {
         try builder.add(model.graph, inputShape: inputShape)
         var graph = builder.finish()
         BatchNormFolding.fold(&graph)
-        SiLUFusion.fuse(&graph)
+        SelfGatingFusion.fuse(&graph)
         return graph
     }
 }
