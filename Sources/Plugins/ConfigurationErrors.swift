@@ -8,3 +8,4 @@ extension PolicyError: ConfigurationError {}
 extension GateError: ConfigurationError {}
 extension FusionError: ConfigurationError {}
 extension CenterFaceError: ConfigurationError {}
+extension DetectError: ConfigurationError {}

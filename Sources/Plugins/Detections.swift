@@ -1,6 +1,7 @@
 import PipelineKit
 
-/// One detected object in frame pixel coordinates: a box, a score and (for faces) landmarks.
+/// One detected object in frame pixel coordinates: a box, a score, (for faces) landmarks and (for a multi-class
+/// detector) its class.
 public struct Detection: Sendable, Equatable, Encodable {
     /// Left, top, right, bottom, in pixels of the frame as it entered the pipeline.
     public var x0: Float
@@ -10,14 +11,23 @@ public struct Detection: Sendable, Equatable, Encodable {
     public var score: Float
     /// Landmark points (x, y) in frame pixels; for faces: left eye, right eye, nose, left and right mouth corner.
     public var landmarks: [SIMD2<Float>]
+    /// The class's position in the model's class scores, and its name when a labels file gave one; nil for
+    /// single-class decoders (faces).
+    public var classIndex: Int?
+    public var label: String?
 
-    public init(x0: Float, y0: Float, x1: Float, y1: Float, score: Float, landmarks: [SIMD2<Float>] = []) {
+    public init(
+        x0: Float, y0: Float, x1: Float, y1: Float, score: Float, landmarks: [SIMD2<Float>] = [],
+        classIndex: Int? = nil, label: String? = nil
+    ) {
         self.x0 = x0
         self.y0 = y0
         self.x1 = x1
         self.y1 = y1
         self.score = score
         self.landmarks = landmarks
+        self.classIndex = classIndex
+        self.label = label
     }
 
     public var width: Float { max(0, x1 - x0) }
@@ -36,6 +46,8 @@ public struct Detection: Sendable, Equatable, Encodable {
 
     private enum CodingKeys: String, CodingKey {
         case box, score, landmarks
+        case classIndex = "class"
+        case label
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -43,10 +55,14 @@ public struct Detection: Sendable, Equatable, Encodable {
         try c.encode([x0, y0, x1, y1], forKey: .box)
         try c.encode(score, forKey: .score)
         try c.encode(landmarks.map { [$0.x, $0.y] }, forKey: .landmarks)
+        // Only when present: face lines stay as they were.
+        try c.encodeIfPresent(classIndex, forKey: .classIndex)
+        try c.encodeIfPresent(label, forKey: .label)
     }
 }
 
-/// The detections a decoder found in one frame (written by `jsonsink` under `faces`).
+/// The detections a decoder (`centerface`, `detect`) found in one frame, written by `jsonsink` under `faces` (the
+/// name the first decoder gave it, kept so existing consumers read every decoder's lines).
 public struct Detections: Sendable, Encodable {
     public var items: [Detection]
 

@@ -13,8 +13,9 @@ import Synchronization
 ///   `changed` residual's changed-block fraction, `executed_macs` a model stage's ``ComputeCost`` (both NULL when
 ///   no such stage ran), `faces` the number of ``Detections`` (0 without a decoder), `created_at` when the frame
 ///   reached this stage (UTC, `YYYY-MM-DD HH:MM:SS.SSS`).
-/// - `detections(id, frame_id → frames ON DELETE CASCADE, x0, y0, x1, y1, score, landmarks)`: frame pixels;
-///   `landmarks` is JSON `[[x, y], …]`.
+/// - `detections(id, frame_id → frames ON DELETE CASCADE, x0, y0, x1, y1, score, landmarks, class, label)`: frame
+///   pixels; `landmarks` is JSON `[[x, y], …]`; `class` and `label` a multi-class decoder's (`detect`) class index
+///   and name, NULL for faces or without a labels file.
 ///
 /// Rows are written in one transaction per `batch` frames, or earlier once the oldest waiting frame has waited
 /// `interval` ms. A frame is *acknowledged* once its transaction has committed (synchronous=FULL: also after a
@@ -64,7 +65,7 @@ public struct SQLiteSink: Stage {
             let landmarks = try encoder.encode(d.landmarks.map { [$0.x, $0.y] })
             return DetectionRow(
                 x0: Double(d.x0), y0: Double(d.y0), x1: Double(d.x1), y1: Double(d.y1), score: Double(d.score),
-                landmarks: String(decoding: landmarks, as: UTF8.self))
+                landmarks: String(decoding: landmarks, as: UTF8.self), classIndex: d.classIndex, label: d.label)
         }
         try await writer.add(
             FrameRow(
@@ -99,6 +100,8 @@ struct FrameRow: Sendable {
 struct DetectionRow: Sendable {
     var x0, y0, x1, y1, score: Double
     var landmarks: String
+    var classIndex: Int?
+    var label: String?
 }
 
 /// The database and the frames waiting for their transaction. Shared with the interval timer, so a frame never
@@ -170,6 +173,13 @@ final class ResultsWriter: Sendable {
                 t.column("frame_id", .integer).notNull().indexed().references("frames", onDelete: .cascade)
                 for name in ["x0", "y0", "x1", "y1", "score"] { t.column(name, .real).notNull() }
                 t.column("landmarks", .jsonText).notNull()
+            }
+        }
+        // A database written by an earlier version gains the columns; its rows read NULL.
+        migrator.registerMigration("v2 detection classes") { db in
+            try db.alter(table: "detections") { t in
+                t.add(column: "class", .integer)
+                t.add(column: "label", .text)
             }
         }
         return migrator
@@ -260,7 +270,8 @@ final class ResultsWriter: Sendable {
                 """)
         let detection = try db.cachedStatement(
             sql: """
-                INSERT INTO detections (frame_id, x0, y0, x1, y1, score, landmarks) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO detections (frame_id, x0, y0, x1, y1, score, landmarks, class, label)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         for row in rows {
             try frame.execute(arguments: [
@@ -269,7 +280,9 @@ final class ResultsWriter: Sendable {
             ])
             let id = db.lastInsertedRowID
             for d in row.detections {
-                try detection.execute(arguments: [id, d.x0, d.y0, d.x1, d.y1, d.score, d.landmarks])
+                try detection.execute(arguments: [
+                    id, d.x0, d.y0, d.x1, d.y1, d.score, d.landmarks, d.classIndex, d.label,
+                ])
             }
         }
     }

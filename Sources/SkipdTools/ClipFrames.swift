@@ -51,6 +51,41 @@ enum ClipFrames {
         }
     }
 
+    /// Hands the clip's first `limit` frames to `body` (frame index, image) one at a time as GStreamer decodes them,
+    /// decoded as `decode` does but not kept: memory stays bounded on a long clip. `body` throwing stops the
+    /// decoding and the error is rethrown. Returns how many frames `body` saw.
+    static func forEach(
+        _ video: String, limit: Int, _ body: @escaping @Sendable (Int, VideoImage) throws -> Void
+    ) async throws -> Int {
+        guard FileManager.default.fileExists(atPath: video) else { throw ClipError("\(video) does not exist") }
+        let plan = PipelinePlan.decoding(
+            "filesrc location=\(PropertySyntax.quoted(video)) ! decodebin ! videoconvert ! videoscale ! "
+                + "video/x-raw,format=RGB")
+        let state = Mutex<(seen: Int, failure: (any Error)?)>((0, nil))
+        let stop = StopSignal()
+        var runner = PipelineRunner(plan: plan)
+        // The caller reports a failed decode once, as its own error.
+        runner.logger.logLevel = .critical
+        _ = try await runner.run(stop: stop) { frame in
+            let index: Int? = state.withLock { s in
+                guard s.failure == nil, s.seen < limit else { return nil }
+                s.seen += 1
+                return s.seen - 1
+            }
+            guard let index else { return }
+            if index + 1 >= limit { stop.request() }
+            do {
+                try body(index, frame.image)
+            } catch {
+                state.withLock { $0.failure = $0.failure ?? error }
+                stop.request()
+            }
+        }
+        let (seen, failure) = state.withLock { ($0.seen, $0.failure) }
+        if let failure { throw failure }
+        return seen
+    }
+
     /// Decoded images as the frames of a 25 fps stream, for stage chains.
     static func stream(_ images: [VideoImage]) -> [Frame] {
         images.enumerated().map { Frame(index: $0, pts: UInt64($0) * 40_000_000, image: $1) }

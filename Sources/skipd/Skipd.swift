@@ -13,7 +13,7 @@ struct Skipd: AsyncParsableCommand {
         version: Skipd.version,
         subcommands: [
             RunCommand.self, CheckCommand.self, StagesCommand.self, InspectCommand.self, BenchCommand.self,
-            CalibrateCommand.self, FitPolicyCommand.self, ServeCommand.self, ReloadCommand.self,
+            CalibrateCommand.self, InferCommand.self, FitPolicyCommand.self, ServeCommand.self, ReloadCommand.self,
         ])
 
     /// The release, as `skipd --version` prints it and the Debian package is named.

@@ -113,6 +113,43 @@ import Testing
         #expect(try count("detections") == 0)
     }
 
+    /// A multi-class decoder's class and label land in their columns; faces leave them NULL.
+    @Test func storesClassAndLabel() async throws {
+        var input = frames(1)
+        input[0].metadata[Detections.Key.self] = Detections([
+            Detection(x0: 1, y0: 2, x1: 3, y1: 4, score: 0.9, classIndex: 2, label: "car"),
+            Detection(x0: 5, y0: 6, x1: 7, y1: 8, score: 0.8, classIndex: 0),
+            Detection(x0: 1, y0: 2, x1: 3, y1: 4, score: 0.7),
+        ])
+        _ = try await StageChain("sqlite location=\(database)", registry: .standard).run(input)
+        let rows = try query("SELECT class, label FROM detections ORDER BY id")
+        try #require(rows.count == 3)
+        #expect(rows[0]["class"] as? Int == 2 && rows[0]["label"] as? String == "car")
+        #expect(rows[1]["class"] as? Int == 0 && rows[1]["label"] is NSNull)
+        #expect(rows[2]["class"] is NSNull && rows[2]["label"] is NSNull)
+    }
+
+    /// A database written before the class columns existed (here: made so by removing them and their migration
+    /// record) gains them on the next run; its old rows read NULL.
+    @Test func migratesAnOlderDatabase() async throws {
+        var input = frames(1)
+        input[0].metadata[Detections.Key.self] = Detections([Detection(x0: 1, y0: 2, x1: 3, y1: 4, score: 0.7)])
+        _ = try await StageChain("sqlite location=\(database)", registry: .standard).run(input)
+        _ = try query(
+            """
+            ALTER TABLE detections DROP COLUMN class; ALTER TABLE detections DROP COLUMN label;
+            DELETE FROM grdb_migrations WHERE identifier = 'v2 detection classes'
+            """)
+        input[0].metadata[Detections.Key.self] = Detections([
+            Detection(x0: 1, y0: 2, x1: 3, y1: 4, score: 0.6, classIndex: 1, label: "bus")
+        ])
+        _ = try await StageChain("sqlite location=\(database)", registry: .standard).run(input)
+        let rows = try query("SELECT score, class, label FROM detections ORDER BY id")
+        try #require(rows.count == 2)
+        #expect(rows[0]["class"] is NSNull && rows[0]["label"] is NSNull)
+        #expect(rows[1]["class"] as? Int == 1 && rows[1]["label"] as? String == "bus")
+    }
+
     @Test func databaseIsInWALMode() async throws {
         _ = try await StageChain("sqlite location=\(database)", registry: .standard).run(frames(1))
         // Closed at end of stream: the WAL is folded into the file, which alone holds every row.
