@@ -137,6 +137,7 @@ struct KernelTestsPool {
         Spec(name: "k2 s2 ceil odd", shape: [1, 13, 7, 5], k: (2, 2), stride: (2, 2), ceil: true),
         Spec(name: "k2 s2 floor odd", shape: [1, 13, 7, 5], k: (2, 2), stride: (2, 2)),
         Spec(name: "k3 s1 asym pads", shape: [1, 3, 7, 5], k: (3, 2), stride: (1, 1), pads: (0, 1, 2, 0)),
+        Spec(name: "k5 s1 p2 (SPPF)", shape: [1, 4, 9, 37], k: (5, 5), stride: (1, 1), pads: (2, 2, 2, 2)),
         Spec(
             name: "k3 s2 include pad", shape: [2, 3, 9, 8], k: (3, 3), stride: (2, 2), pads: (1, 1, 1, 1),
             includePad: true),

@@ -48,6 +48,10 @@ extension Kernels {
     public static func maxPool2d(
         _ p: Pool2DParams, planes: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
     ) {
+        if p.strideH == 1, p.strideW == 1, p.dilationH == 1, p.dilationW == 1 {
+            maxPool2dSeparable(p, planes: planes, input: input, output: output)
+            return
+        }
         for pl in 0..<planes {
             let x = input + pl * p.inH * p.inW
             let y = output + pl * p.outH * p.outW
@@ -66,6 +70,48 @@ extension Kernels {
                         }
                     }
                     y[oy * p.outW + ox] = m
+                }
+            }
+        }
+    }
+
+    /// Stride-1 max pooling (YOLO's SPPF) as a max along rows, then along columns: kH + kW comparisons per output
+    /// instead of kH·kW. Padding never wins a max, so windows are just clipped to the image.
+    private static func maxPool2dSeparable(
+        _ p: Pool2DParams, planes: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+    ) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: p.inH * p.outW) { rows in
+            let rowMax = rows.baseAddress!
+            for pl in 0..<planes {
+                let x = input + pl * p.inH * p.inW
+                let y = output + pl * p.outH * p.outW
+                for iy in 0..<p.inH {
+                    let row = x + iy * p.inW
+                    for ox in 0..<p.outW {
+                        let lo = Swift.max(ox - p.padLeft, 0)
+                        let hi = Swift.min(ox - p.padLeft + p.kW, p.inW)
+                        var m = -Float.infinity
+                        for ix in lo..<hi { m = Swift.max(m, row[ix]) }
+                        rowMax[iy * p.outW + ox] = m
+                    }
+                }
+                for oy in 0..<p.outH {
+                    let lo = Swift.max(oy - p.padTop, 0)
+                    let hi = Swift.min(oy - p.padTop + p.kH, p.inH)
+                    let out = y + oy * p.outW
+                    out.update(repeating: -.infinity, count: p.outW)
+                    for iy in lo..<hi {
+                        let source = rowMax + iy * p.outW
+                        var ox = 0
+                        while ox + 16 <= p.outW {
+                            store16(vmax(load16(out + ox), load16(source + ox)), out + ox)
+                            ox += 16
+                        }
+                        while ox < p.outW {
+                            out[ox] = Swift.max(out[ox], source[ox])
+                            ox += 1
+                        }
+                    }
                 }
             }
         }

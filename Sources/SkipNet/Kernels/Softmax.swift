@@ -15,20 +15,56 @@ extension Kernels {
     ) {
         for o in 0..<outer {
             let base = o * axisSize * inner
-            for i in 0..<inner {
+            var i = 0
+            // Sixteen positions of the inner axis at a time (e.g. YOLO's DFL, softmax over channels).
+            while i + 16 <= inner {
                 let x = input + base + i
                 let y = output + base + i
-                var m = -Float.infinity
-                for a in 0..<axisSize { m = Swift.max(m, x[a * inner]) }
-                var s: Float = 0
+                var m = F16(repeating: -.infinity)
+                for a in 0..<axisSize { m = vmax(m, load16(x + a * inner)) }
+                var s = F16(repeating: 0)
                 for a in 0..<axisSize {
-                    let e = expf(x[a * inner] - m)
-                    y[a * inner] = e
+                    let e = exp16(load16(x + a * inner) - m)
+                    store16(e, y + a * inner)
                     s += e
                 }
-                let r = 1 / s
-                for a in 0..<axisSize { y[a * inner] *= r }
+                let r = F16(repeating: 1) / s
+                for a in 0..<axisSize { store16(load16(y + a * inner) * r, y + a * inner) }
+                i += 16
+            }
+            while i < inner {
+                softmaxLine(input + base + i, output + base + i, count: axisSize, stride: inner)
+                i += 1
             }
         }
+    }
+
+    /// One softmax over `count` values `stride` apart; contiguous lines (the last axis) use the vector exp.
+    private static func softmaxLine(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, stride: Int
+    ) {
+        var m = -Float.infinity
+        for a in 0..<count { m = Swift.max(m, x[a * stride]) }
+        var s: Float = 0
+        var a = 0
+        if stride == 1 {
+            var vs = F16(repeating: 0)
+            let vm = F16(repeating: m)
+            while a + 16 <= count {
+                let e = exp16(load16(x + a) - vm)
+                store16(e, y + a)
+                vs += e
+                a += 16
+            }
+            s = vs.sum()
+        }
+        while a < count {
+            let e = expf(x[a * stride] - m)
+            y[a * stride] = e
+            s += e
+            a += 1
+        }
+        let r = 1 / s
+        for a in 0..<count { y[a * stride] *= r }
     }
 }

@@ -73,6 +73,11 @@ extension Kernels {
                 i += 1
             }
         case .sigmoid:
+            let one = F16(repeating: 1)
+            while i + 16 <= count {
+                store16(one / (one + exp16(-load16(input + i))), output + i)
+                i += 16
+            }
             while i < count {
                 let x = input[i]
                 // Stable for both signs.
