@@ -66,7 +66,11 @@ extension AVX2Kernels {
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ clamp: Clamp, _ columns: C
     ) {
         let cv = ClampVector(clamp)
-        if clamp.slope != 1 {
+        if clamp.gate == .silu {
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, SiLU(), columns)
+        } else if clamp.gate == .hardSwish {
+            tiles(m, n, k, packed, b, ldb, c, ldc, bias, HardSwish(), columns)
+        } else if clamp.slope != 1 {
             tiles(m, n, k, packed, b, ldb, c, ldc, bias, Leaky(cv), columns)
         } else if clamp.hi != .infinity {
             tiles(m, n, k, packed, b, ldb, c, ldc, bias, Band(cv), columns)
@@ -235,6 +239,14 @@ struct Leaky: Epilogue {
     let c: ClampVector
     init(_ c: ClampVector) { self.c = c }
     @_transparent func apply(_ v: F8) -> F8 { clamp8(v, c) }
+}
+
+struct SiLU: Epilogue {
+    @_transparent func apply(_ v: F8) -> F8 { silu8(v) }
+}
+
+struct HardSwish: Epilogue {
+    @_transparent func apply(_ v: F8) -> F8 { hardSwish8(v) }
 }
 
 /// `bias[i0 + r]` in all lanes for a stored row (r < rows) of a conv with a bias; zero otherwise.

@@ -2,6 +2,7 @@
 // loops have: column tiles that overlap, row panels with padding rows, borders, strides, band planes, epilogues.
 // Skipped on a CPU without avx2 and fma (the kernels would die on an illegal instruction).
 
+import Foundation
 import SkipNetAVX2
 import Testing
 
@@ -15,6 +16,8 @@ private let clamps: [(AVX2Kernels.Clamp, @Sendable (Double) -> Double)] = [
     (AVX2Kernels.Clamp(lo: 0), { max($0, 0) }),
     (AVX2Kernels.Clamp(slope: 0.1), { $0 < 0 ? 0.1 * $0 : $0 }),
     (AVX2Kernels.Clamp(lo: -0.25, hi: 0.5), { min(max($0, -0.25), 0.5) }),
+    (AVX2Kernels.Clamp(gate: .silu), { $0 / (1 + Foundation.exp(-$0)) }),
+    (AVX2Kernels.Clamp(gate: .hardSwish), { $0 * min(max($0 / 6 + 0.5, 0), 1) }),
 ]
 
 @Suite("AVX2Kernels", .enabled(if: avx2, "this CPU lacks avx2 or fma"))

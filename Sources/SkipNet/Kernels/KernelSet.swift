@@ -27,15 +27,15 @@ public enum KernelSet: String, Sendable, CaseIterable {
 }
 
 extension Kernels.Activation {
-    /// The AVX2 kernels' epilogue for this activation; nil for a LeakyReLU steeper than 1 (max(x, αx) ≠ LeakyReLU)
-    /// and for SiLU and HardSwish (not clamps).
+    /// The AVX2 kernels' epilogue for this activation; nil for a LeakyReLU steeper than 1 (max(x, αx) ≠ LeakyReLU).
     var clamp: AVX2Kernels.Clamp? {
         switch self {
         case .none: return AVX2Kernels.Clamp()
         case .relu: return AVX2Kernels.Clamp(lo: 0)
         case .leakyRelu(let alpha): return alpha <= 1 ? AVX2Kernels.Clamp(slope: alpha) : nil
         case .clip(let lo, let hi): return AVX2Kernels.Clamp(lo: lo, hi: hi)
-        case .silu, .hardSwish: return nil
+        case .silu: return AVX2Kernels.Clamp(gate: .silu)
+        case .hardSwish: return AVX2Kernels.Clamp(gate: .hardSwish)
         }
     }
 }
