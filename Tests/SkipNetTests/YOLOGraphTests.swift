@@ -24,7 +24,8 @@ import Testing
         var cases: [Case]
     }
 
-    @Test func yoloV8GraphMatchesOnnxruntimeAtTwoSizes() throws {
+    /// Runs `Reference/yolo_reference.py` for `frames` at `sizes` into a temporary directory.
+    private func withReference(frames: String, sizes: String, _ body: (Meta, URL) throws -> Void) throws {
         let clip = DenseExecutorTests.root.appendingPathComponent("assets/vtest.avi").path
         try #require(FileManager.default.fileExists(atPath: clip))
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skipnet-yolo-\(UUID())")
@@ -36,12 +37,29 @@ import Testing
             "python3",
             URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                 .appendingPathComponent("Reference/yolo_reference.py").path,
-            clip, dir.path,
+            clip, dir.path, frames, sizes,
         ]
         try process.run()
         process.waitUntilExit()
         try #require(process.terminationStatus == 0, "yolo_reference.py failed")
-        let meta = try JSONDecoder().decode(Meta.self, from: Data(contentsOf: dir.appendingPathComponent("meta.json")))
+        try body(
+            try JSONDecoder().decode(Meta.self, from: Data(contentsOf: dir.appendingPathComponent("meta.json"))), dir)
+    }
+
+    /// Boxes (rows 0–3, pixels) and class scores (rows 4…, 0–1), each within 1e-4 of its own scale.
+    private func expectClose(_ output: [Float], _ expected: [Float], shape: [Int], _ what: String) {
+        for rows in [0..<4, 4..<shape[1]] {
+            let span = (rows.lowerBound * shape[2])..<(rows.upperBound * shape[2])
+            let (error, bound) = maxError(Array(output[span]), Array(expected[span]))
+            #expect(error <= bound, "\(what) rows \(rows): \(error) > \(bound)")
+        }
+    }
+
+    @Test func yoloV8GraphMatchesOnnxruntimeAtTwoSizes() throws {
+        try withReference(frames: "0,120", sizes: "full,crop") { meta, dir in try matchesAtTwoSizes(meta, dir) }
+    }
+
+    private func matchesAtTwoSizes(_ meta: Meta, _ dir: URL) throws {
         #expect(Set(meta.cases.map(\.inputShape)).count == 2)
 
         let sets = KernelSet.allCases.filter { KernelSet.isSupported($0, cpuFlags: BLASCoreType.cpuFlags()) }
@@ -63,24 +81,43 @@ import Testing
 
             let input = try DenseExecutorTests.floats(dir.appendingPathComponent("\(c.name).input"))
             let expected = try DenseExecutorTests.floats(dir.appendingPathComponent("\(c.name).output"))
-            let anchors = c.outputShape[2]
             for kernels in sets {
                 for threads in [1, 2] {
                     let executor = try DenseExecutor(graph: graph, threads: threads, kernels: kernels)
                     // Each SiLU runs in its convolution's epilogue, not as a step of its own.
                     #expect(Set(executor.stepNodeNames).isDisjoint(with: silu.map(\.info.name)))
                     let output = try executor.run(Tensor(shape: c.inputShape, data: input))[0].data
-                    // Boxes (rows 0–3, pixels) and class scores (rows 4…, 0–1) each within 1e-4 of their scale.
-                    for rows in [0..<4, 4..<c.outputShape[1]] {
-                        let span = (rows.lowerBound * anchors)..<(rows.upperBound * anchors)
-                        let reference = Array(expected[span])
-                        let (error, bound) = maxError(Array(output[span]), reference)
-                        #expect(
-                            error <= bound,
-                            "\(c.name) rows \(rows), \(kernels), \(threads) threads: \(error) > \(bound)")
-                    }
+                    expectClose(output, expected, shape: c.outputShape, "\(c.name), \(kernels), \(threads) threads")
                 }
             }
+        }
+    }
+
+    /// The skip executor on the same graph: consecutive frames (the sparse path forced after the first), exact
+    /// propagation at threshold 0 and the bounded-context mode with its context wider than the image (so both must
+    /// equal a dense run), 1 and 2 threads, every frame against onnxruntime.
+    @Test(arguments: [(0, 1), (0, 2), (100_000, 1)])
+    func skipExecutorStaysExactOnTheYOLOGraph(context: Int, threads: Int) throws {
+        try withReference(frames: "100,101,102,103", sizes: "crop") { meta, dir in
+            let graph = try ONNXImporter.load(path: meta.model, inputShape: meta.cases[0].inputShape)
+            var settings = SkipSettings()
+            settings.inputThreshold = 0
+            settings.threshold = 0
+            settings.relative = false
+            settings.block = 32
+            settings.breakEven = 1
+            settings.sceneCut = 2
+            settings.context = context
+            settings.rollingRefresh = context > 0 ? 3 : 0
+            let executor = try SkipExecutor(graph: graph, settings: settings, threads: threads)
+            for c in meta.cases {
+                let input = try DenseExecutorTests.floats(dir.appendingPathComponent("\(c.name).input"))
+                let expected = try DenseExecutorTests.floats(dir.appendingPathComponent("\(c.name).output"))
+                let output = try executor.run(Tensor(shape: c.inputShape, data: input))[0].data
+                expectClose(output, expected, shape: c.outputShape, "\(c.name), context \(context), \(threads) threads")
+            }
+            // Frames after the first took the sparse path (forced: break-even 1, no scene cut), not keyframes.
+            #expect(executor.keyframes == 1 && executor.frames == meta.cases.count)
         }
     }
 }
