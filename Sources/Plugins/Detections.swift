@@ -1,7 +1,7 @@
 import PipelineKit
 
-/// One detected object in frame pixel coordinates: a box, a score, (for faces) landmarks and (for a multi-class
-/// detector) its class.
+/// One detected object in frame pixel coordinates: a box, a score, (for faces) landmarks, (for a multi-class
+/// detector) its class and (after `track`) the ID of the object it belongs to.
 public struct Detection: Sendable, Equatable, Encodable {
     /// Left, top, right, bottom, in pixels of the frame as it entered the pipeline.
     public var x0: Float
@@ -15,10 +15,13 @@ public struct Detection: Sendable, Equatable, Encodable {
     /// single-class decoders (faces).
     public var classIndex: Int?
     public var label: String?
+    /// The object's track, set by `track`: the same ID on every frame the object is followed, never reused for
+    /// another object within a run; nil without tracking.
+    public var trackID: Int?
 
     public init(
         x0: Float, y0: Float, x1: Float, y1: Float, score: Float, landmarks: [SIMD2<Float>] = [],
-        classIndex: Int? = nil, label: String? = nil
+        classIndex: Int? = nil, label: String? = nil, trackID: Int? = nil
     ) {
         self.x0 = x0
         self.y0 = y0
@@ -28,6 +31,7 @@ public struct Detection: Sendable, Equatable, Encodable {
         self.landmarks = landmarks
         self.classIndex = classIndex
         self.label = label
+        self.trackID = trackID
     }
 
     public var width: Float { max(0, x1 - x0) }
@@ -48,6 +52,7 @@ public struct Detection: Sendable, Equatable, Encodable {
         case box, score, landmarks
         case classIndex = "class"
         case label
+        case trackID = "id"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -58,6 +63,7 @@ public struct Detection: Sendable, Equatable, Encodable {
         // Only when present: face lines stay as they were.
         try c.encodeIfPresent(classIndex, forKey: .classIndex)
         try c.encodeIfPresent(label, forKey: .label)
+        try c.encodeIfPresent(trackID, forKey: .trackID)
     }
 }
 

@@ -2,7 +2,8 @@ import PipelineKit
 
 /// Draws what the stages found onto a copy of the frame, for a human to watch: detection boxes (2-pixel outlines),
 /// landmarks (small filled squares), the blocks `gate` passed on for recomputation (tinted a quarter of the way
-/// towards red) and a small square in the top-left corner of skipped frames.
+/// towards red) and a small square in the top-left corner of skipped frames. A detection with a track ID (after
+/// `track`) is drawn in its track's colour, so one object keeps one colour from frame to frame.
 ///
 /// ```
 /// … ! skipconv model=assets/centerface.onnx ! centerface ! overlay
@@ -18,7 +19,9 @@ public struct Overlay: Stage {
         summary: "Draws detections, landmarks and recomputed blocks onto a copy of the frame",
         example: "centerface ! overlay color=green mask=true",
         properties: [
-            .choice("color", default: "green", Self.colors.map(\.name), "colour of boxes and landmarks"),
+            .choice(
+                "color", default: "green", Self.colors.map(\.name),
+                "colour of boxes and landmarks (tracked ones: a colour per track ID)"),
             .bool("mask", default: true, "tint the blocks the gate passed on (what skipconv recomputed)"),
             .bool("landmarks", default: true, "draw landmark points"),
             .bool("skipped", default: true, "mark skipped frames with a square in the top-left corner"),
@@ -27,6 +30,11 @@ public struct Overlay: Stage {
     static let colors: [(name: String, rgb: SIMD3<UInt8>)] = [
         ("green", [0, 255, 0]), ("red", [255, 0, 0]), ("blue", [0, 0, 255]), ("yellow", [255, 255, 0]),
         ("cyan", [0, 255, 255]), ("magenta", [255, 0, 255]), ("white", [255, 255, 255]), ("black", [0, 0, 0]),
+    ]
+    /// Track colours, told apart from each other and from the red tint; IDs cycle through them.
+    static let trackColors: [SIMD3<UInt8>] = [
+        [0, 255, 0], [0, 160, 255], [255, 200, 0], [255, 0, 255], [0, 255, 255], [255, 128, 0], [160, 96, 255],
+        [255, 255, 255], [128, 255, 128], [0, 96, 160],
     ]
     static let tint: SIMD3<UInt8> = [255, 0, 0]
     static let skippedColor: SIMD3<UInt8> = [255, 255, 0]
@@ -55,6 +63,7 @@ public struct Overlay: Stage {
         var canvas = Canvas(image, channels: channels)
         if mask, let blocks = frame.metadata[BlockMask.Key.self] { canvas.tint(blocks, toward: Self.tint) }
         for face in frame.metadata[Detections.Key.self]?.items ?? [] {
+            let color = face.trackID.map(Self.trackColor) ?? self.color
             canvas.outline(face, color: color, thickness: Self.thickness)
             guard landmarks else { continue }
             // Sized by the face, so five points never fill a small one: 3×3 up to 47 pixels, at most 7×7.
@@ -68,6 +77,11 @@ public struct Overlay: Stage {
         var out = frame
         out.image = VideoImage(format: image.format, bytes: canvas.bytes)
         return out
+    }
+
+    static func trackColor(_ id: Int) -> SIMD3<UInt8> {
+        let n = trackColors.count
+        return trackColors[(id % n + n) % n]
     }
 
     /// Byte offsets of red, green and blue within a pixel, and the pixel size; nil for formats it cannot draw on.

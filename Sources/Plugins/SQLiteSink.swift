@@ -13,9 +13,10 @@ import Synchronization
 ///   `changed` residual's changed-block fraction, `executed_macs` a model stage's ``ComputeCost`` (both NULL when
 ///   no such stage ran), `faces` the number of ``Detections`` (0 without a decoder), `created_at` when the frame
 ///   reached this stage (UTC, `YYYY-MM-DD HH:MM:SS.SSS`).
-/// - `detections(id, frame_id → frames ON DELETE CASCADE, x0, y0, x1, y1, score, landmarks, class, label)`: frame
-///   pixels; `landmarks` is JSON `[[x, y], …]`; `class` and `label` a multi-class decoder's (`detect`) class index
-///   and name, NULL for faces or without a labels file.
+/// - `detections(id, frame_id → frames ON DELETE CASCADE, x0, y0, x1, y1, score, landmarks, class, label,
+///   track_id)`: frame pixels; `landmarks` is JSON `[[x, y], …]`; `class` and `label` a multi-class decoder's
+///   (`detect`) class index and name, NULL for faces or without a labels file; `track_id` the ``Detection/trackID``
+///   `track` gave it (unique within one run of the pipeline), NULL without tracking.
 ///
 /// Rows are written in one transaction per `batch` frames, or earlier once the oldest waiting frame has waited
 /// `interval` ms. A frame is *acknowledged* once its transaction has committed (synchronous=FULL: also after a
@@ -65,7 +66,8 @@ public struct SQLiteSink: Stage {
             let landmarks = try encoder.encode(d.landmarks.map { [$0.x, $0.y] })
             return DetectionRow(
                 x0: Double(d.x0), y0: Double(d.y0), x1: Double(d.x1), y1: Double(d.y1), score: Double(d.score),
-                landmarks: String(decoding: landmarks, as: UTF8.self), classIndex: d.classIndex, label: d.label)
+                landmarks: String(decoding: landmarks, as: UTF8.self), classIndex: d.classIndex, label: d.label,
+                trackID: d.trackID)
         }
         try await writer.add(
             FrameRow(
@@ -102,6 +104,7 @@ struct DetectionRow: Sendable {
     var landmarks: String
     var classIndex: Int?
     var label: String?
+    var trackID: Int?
 }
 
 /// The database and the frames waiting for their transaction. Shared with the interval timer, so a frame never
@@ -181,6 +184,9 @@ final class ResultsWriter: Sendable {
                 t.add(column: "class", .integer)
                 t.add(column: "label", .text)
             }
+        }
+        migrator.registerMigration("v3 detection track ids") { db in
+            try db.alter(table: "detections") { t in t.add(column: "track_id", .integer) }
         }
         return migrator
     }
@@ -270,8 +276,8 @@ final class ResultsWriter: Sendable {
                 """)
         let detection = try db.cachedStatement(
             sql: """
-                INSERT INTO detections (frame_id, x0, y0, x1, y1, score, landmarks, class, label)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO detections (frame_id, x0, y0, x1, y1, score, landmarks, class, label, track_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         for row in rows {
             try frame.execute(arguments: [
@@ -281,7 +287,7 @@ final class ResultsWriter: Sendable {
             let id = db.lastInsertedRowID
             for d in row.detections {
                 try detection.execute(arguments: [
-                    id, d.x0, d.y0, d.x1, d.y1, d.score, d.landmarks, d.classIndex, d.label,
+                    id, d.x0, d.y0, d.x1, d.y1, d.score, d.landmarks, d.classIndex, d.label, d.trackID,
                 ])
             }
         }

@@ -113,6 +113,26 @@ import Testing
         #expect(pixel(unmarked, 0, 0) == Self.grey)
     }
 
+    /// Tracked boxes take their track's colour over `color`, the same for the same ID, different for neighbouring
+    /// IDs; untracked boxes keep `color`. Boxes 0…4 and 6…10 on the top rows, an untracked one at 12…16.
+    @Test func tracksKeepAColourEach() async throws {
+        var input = greyFrame()
+        input.metadata[Detections.Key.self] = Detections([
+            Detection(x0: 0, y0: 0, x1: 4, y1: 4, score: 0.9, trackID: 1),
+            Detection(x0: 6, y0: 0, x1: 10, y1: 4, score: 0.9, trackID: 2),
+            Detection(x0: 12, y0: 0, x1: 16, y1: 4, score: 0.9),
+        ])
+        let image = try await run("overlay color=red", input).image
+        let (one, two) = (Overlay.trackColor(1), Overlay.trackColor(2))
+        #expect(one != two && one != [255, 0, 0] && two != [255, 0, 0])
+        #expect(pixel(image, 0, 0) == [one.x, one.y, one.z])
+        #expect(pixel(image, 6, 0) == [two.x, two.y, two.z])
+        #expect(pixel(image, 12, 0) == [255, 0, 0])
+        #expect(Overlay.trackColor(1 + Overlay.trackColors.count) == one)
+        // Any Int picks a colour, negative ones included.
+        for id in [-7, Int.min] { #expect(Overlay.trackColors.contains(Overlay.trackColor(id))) }
+    }
+
     /// BGRx: blue first, the fourth byte left alone.
     @Test func drawsInTheFramesChannelOrder() async throws {
         var input = greyFrame(format: "BGRx")

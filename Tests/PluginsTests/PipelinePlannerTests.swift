@@ -367,7 +367,7 @@ import Testing
             label: "no stage at all",
             text: "videotestsrc ! fakesink",
             line: 1, column: 1,
-            message: "no skipd stage in the pipeline: add one of centerface, fusion, gate, interval, jsonsink, model"),
+            message: "no skipd stage in the pipeline: add one of centerface, detect, fusion, gate, interval"),
         Malformed(
             label: "no stage at all, indented after a comment",
             text: """

@@ -150,6 +150,33 @@ import Testing
         #expect(rows[1]["class"] as? Int == 1 && rows[1]["label"] as? String == "bus")
     }
 
+    /// `track`'s IDs land in `track_id`; untracked detections leave it NULL. A database from before the column
+    /// (made so by removing it and its migration record) gains it on the next run; its old rows read NULL.
+    @Test func storesTrackIDs() async throws {
+        var input = frames(1)
+        input[0].metadata[Detections.Key.self] = Detections([
+            Detection(x0: 1, y0: 2, x1: 3, y1: 4, score: 0.9, trackID: 7),
+            Detection(x0: 5, y0: 6, x1: 7, y1: 8, score: 0.8),
+        ])
+        _ = try await StageChain("sqlite location=\(database)", registry: .standard).run(input)
+        let stored = try query("SELECT track_id FROM detections ORDER BY id")
+        #expect(stored.count == 2 && stored[0]["track_id"] as? Int == 7 && stored[1]["track_id"] is NSNull)
+
+        _ = try query(
+            """
+            ALTER TABLE detections DROP COLUMN track_id;
+            DELETE FROM grdb_migrations WHERE identifier = 'v3 detection track ids'
+            """)
+        input[0].metadata[Detections.Key.self] = Detections([
+            Detection(x0: 1, y0: 2, x1: 3, y1: 4, score: 0.7, classIndex: 1, trackID: 12)
+        ])
+        _ = try await StageChain("sqlite location=\(database)", registry: .standard).run(input)
+        let rows = try query("SELECT track_id FROM detections ORDER BY id")
+        try #require(rows.count == 3)
+        #expect(rows[0]["track_id"] is NSNull && rows[1]["track_id"] is NSNull)
+        #expect(rows[2]["track_id"] as? Int == 12)
+    }
+
     @Test func databaseIsInWALMode() async throws {
         _ = try await StageChain("sqlite location=\(database)", registry: .standard).run(frames(1))
         // Closed at end of stream: the WAL is folded into the file, which alone holds every row.
