@@ -8,7 +8,8 @@ import PipelineKit
 ///   ! jsonsink location=out/faces.jsonl
 /// ```
 /// On an inferred frame the ``Detections`` are matched to the tracks' predicted boxes (``MultiObjectTracker``:
-/// Hungarian assignment, IoU at least `iou`, never across classes); a detection without a match starts a track. A
+/// Hungarian assignment, IoU at least `iou` between boxes grown by `buffer`, never across classes); a detection
+/// without a match starts a track. A
 /// track is reported once matched on `min-hits` consecutive inferred frames after its first (during the stream's
 /// first `min-hits` inferred frames, at once), with the detection as the decoder gave it plus its
 /// ``Detection/trackID``; the others are left out. A track unmatched on more than `max-age` inferred frames ends;
@@ -33,6 +34,9 @@ public struct Track: Stage {
             .int(
                 "min-hits", default: 3, range: 0...1_000_000,
                 "matches after its first detection before a track is reported"),
+            .double(
+                "buffer", default: 0, range: 0...10,
+                "boxes grow by this fraction of their size on each side before matching (small, fast objects)"),
         ],
         requires: ["faces"])
 
@@ -46,7 +50,7 @@ public struct Track: Stage {
         tracker = MultiObjectTracker(
             .init(
                 iou: Float(properties.double("iou")), maxAge: properties.int("max-age"),
-                minHits: properties.int("min-hits")))
+                minHits: properties.int("min-hits"), buffer: Float(properties.double("buffer"))))
     }
 
     public mutating func process(_ frame: Frame) async throws -> Frame? {

@@ -64,6 +64,14 @@ struct PolicyBench: AsyncParsableCommand {
             ),
             // The motion-region baseline: the dense model on crops around the tiles that changed.
             ("regions", "regions \(m) ! centerface"),
+            // A tracker moving the boxes of reused frames forward instead of repeating them (buffered IoU: the
+            // clip's faces are 12–16 px and move several pixels a frame).
+            ("interval-4+track", "interval n=4 ! model \(m) ! centerface ! track buffer=0.5"),
+            (
+                "skipconv-bounded+track",
+                "\(gate) ! skipconv \(m) input-threshold=8 context=16 rolling-refresh=30 ! centerface "
+                    + "! track buffer=0.5"
+            ),
         ]
     }
 

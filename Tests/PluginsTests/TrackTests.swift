@@ -84,6 +84,18 @@ import Testing
         }
     }
 
+    /// A 14-pixel face moving 16 pixels a frame overlaps nothing of its previous box: without a buffer every frame
+    /// starts a new track; with boxes grown by their size on each side (buffer=1: IoU 0.45 between frames) it keeps
+    /// one ID, and once the filter has its velocity, the plain overlap of its prediction does the rest.
+    @Test func bufferedIoUFollowsSmallFastObjects() async throws {
+        let at = { (k: Int) in self.box(10 + 16 * Float(k), 50, size: 14) }
+        let detections = (0..<20).map { [at($0)] }
+        let plain = try await track("min-hits=0", detections)
+        #expect(Set(plain.flatMap { $0.map(\.trackID) }).count == 20)
+        let buffered = try await track("min-hits=0 buffer=1", detections)
+        #expect(buffered.allSatisfy { $0.map(\.trackID) == [1] })
+    }
+
     /// max-age=5: a still box missing for 5 inferred frames keeps its ID when it comes back; missing for 6, its
     /// track has ended and it gets a new ID, and a box appearing later a third, never one already used.
     @Test func lostTracksEndAfterMaxAgeAndIDsAreNeverReused() async throws {
@@ -268,6 +280,6 @@ import Testing
 
     @Test func isAStandardStage() {
         #expect(StageRegistry.standard.names.contains("track"))
-        #expect(Track.info.properties.map(\.name) == ["iou", "max-age", "min-hits"])
+        #expect(Track.info.properties.map(\.name) == ["iou", "max-age", "min-hits", "buffer"])
     }
 }
