@@ -15,7 +15,10 @@ public final class SkipExecutor {
     public let graph: Graph
     public let settings: SkipSettings
     public let threads: Int
-    private let dense: DenseExecutor
+    /// Every value's buffer (kept across frames: the executor's state), the fused blocks, and the steps that are
+    /// not skip layers, run as planned.
+    private let plan: ExecutionPlan
+    private let planned: [() -> Void]
     private var steps: [Step] = []
     private var changed: [Int: SpatialMask] = [:]
     private let scratch: SkipScratch
@@ -52,8 +55,8 @@ public final class SkipExecutor {
         case fed(SkipConvLayer, SkipBlock, input: Int, output: Int, first: Bool)
     }
 
-    public var inputShape: [Int] { dense.inputShape }
-    public var outputShapes: [[Int]] { dense.outputShapes }
+    public let inputShape: [Int]
+    public let outputShapes: [[Int]]
 
     public convenience init(graph: Graph, settings: SkipSettings = SkipSettings(), threads: Int = 1)
         throws(ModelError)
@@ -67,13 +70,21 @@ public final class SkipExecutor {
         graph: Graph, settings: SkipSettings, threads: Int, feedsBlocks: Bool,
         paths: (() -> any PathChoice)? = nil
     ) throws(ModelError) {
-        let dense = try DenseExecutor(graph: graph, threads: threads, reusesBuffers: false)
-        self.dense = dense
+        guard graph.inputs.count == 1 else {
+            throw ModelError("the skip executor runs single-input models; this one has \(graph.inputs.count)")
+        }
+        let plan = try ExecutionPlan(graph: graph, reusesBuffers: false, kernels: .detected)
+        self.plan = plan
+        var planned: [() -> Void] = []
+        for step in plan.steps { planned.append(try plan.makeStep(step)) }
+        self.planned = planned
+        outputShapes = graph.outputs.map { graph.shape(of: $0) }
         self.graph = graph
         self.settings = settings
         self.threads = threads
         inputValue = graph.inputs[0]
         let inputShape = graph.shape(of: inputValue)
+        self.inputShape = inputShape
         guard inputShape.count == 4, inputShape[0] == 1 else {
             throw ModelError("the skip executor runs one NCHW image per frame; the input is \(inputShape.shapeText)")
         }
@@ -99,22 +110,22 @@ public final class SkipExecutor {
         }
         _ = mask(inputValue)
         let imageHeight = inputShape[2]
-        for (stepIndex, plan) in dense.stepPlan.enumerated() {
+        for (stepIndex, step) in plan.steps.enumerated() {
             let before = steps.count
-            defer { if steps.count > before { nodeOfStep.append(plan.node) } }
-            let node = graph.nodes[plan.node]
+            defer { if steps.count > before { nodeOfStep.append(step.node) } }
+            let node = graph.nodes[step.node]
             let inputs = node.inputs.compactMap { $0 }.filter { graph.constants[$0] == nil }
-            for v in inputs + plan.outputs { _ = mask(v) }
+            for v in inputs + step.outputs { _ = mask(v) }
             let xShape = node.inputs[0].map { graph.shape(of: $0) } ?? []
-            let yShape = graph.shape(of: plan.outputs[0])
-            let weight = node.inputs.count > 1 ? node.inputs[1].flatMap { dense.constantPointer($0) } : nil
-            let bias = node.inputs.count > 2 ? node.inputs[2].flatMap { dense.constantPointer($0) } : nil
+            let yShape = graph.shape(of: step.outputs[0])
+            let weight = node.inputs.count > 1 ? node.inputs[1].flatMap { plan.constantPointer($0) } : nil
+            let bias = node.inputs.count > 2 ? node.inputs[2].flatMap { plan.constantPointer($0) } : nil
             let name = node.info.name
             let readsInput = inputs.first == inputValue
             let threshold = settings.threshold(for: name, readsModelInput: readsInput)
             switch node.op {
             case .conv(let a) where weight != nil && inputs.count == 1:
-                let p = dense.convParams(node, a)
+                let p = plan.convParams(node, a)
                 if settings.gate == .gumbel && !p.isDepthwise {
                     let expected = p.inC * p.kH * p.kW
                     guard let g = settings.gumbel[name], g.weights.count == expected else {
@@ -126,57 +137,57 @@ public final class SkipExecutor {
                 }
                 let stride = Self.totalStride(imageHeight, p.outH)
                 let layer = SkipConvLayer(
-                    name: name, params: p, weight: weight!, bias: bias, activation: plan.activation,
-                    input: dense.pointer(inputs[0]), output: dense.pointer(plan.outputs[0]), gate: settings.gate,
+                    name: name, params: p, weight: weight!, bias: bias, activation: step.activation,
+                    input: plan.pointer(inputs[0]), output: plan.pointer(step.outputs[0]), gate: settings.gate,
                     threshold: threshold.value, relative: threshold.relative, gumbel: settings.gumbel[name],
                     tile: settings.block / stride, breakEven: settings.breakEven(for: name),
-                    dilation: inputs[0] == inputValue ? settings.dilation : 0, kernels: dense.kernels,
-                    packed: dense.packedForAVX2(weight!, p),
+                    dilation: inputs[0] == inputValue ? settings.dilation : 0, kernels: plan.kernels,
+                    packed: plan.packedForAVX2(weight!, p),
                     hotFilter: readsInput && settings.minPixels > 1 ? (settings.block, settings.minPixels) : nil,
                     workers: threads, paths: paths?())
                 let need = SkipConvLayer.scratchNeeds(p)
                 (columns, product) = (max(columns, need.columns), max(product, need.product))
                 denseScratch = max(denseScratch, Kernels.conv2dScratchCount(p))
                 total += p.macs
-                steps.append(.skip(layer, input: inputs[0], output: plan.outputs[0], first: inputs[0] == inputValue))
+                steps.append(.skip(layer, input: inputs[0], output: step.outputs[0], first: inputs[0] == inputValue))
             case .convTranspose(let a, _, _) where weight != nil && inputs.count == 1:
-                let p = dense.convTransposeParams(node, a)
+                let p = plan.convTransposeParams(node, a)
                 total += p.macs
                 denseScratch = max(denseScratch, Kernels.convTranspose2dScratchCount(p))
                 guard SkipConvTransposeLayer.supports(p) else {
-                    steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
+                    steps.append(.dense(index: stepIndex, inputs: inputs, outputs: step.outputs))
                     continue
                 }
                 let stride = Self.totalStride(imageHeight, p.inH)
                 let layer = SkipConvTransposeLayer(
-                    name: name, params: p, weight: weight!, bias: bias, activation: plan.activation,
-                    input: dense.pointer(inputs[0]), output: dense.pointer(plan.outputs[0]), gate: settings.gate,
+                    name: name, params: p, weight: weight!, bias: bias, activation: step.activation,
+                    input: plan.pointer(inputs[0]), output: plan.pointer(step.outputs[0]), gate: settings.gate,
                     threshold: threshold.value, relative: threshold.relative, tile: settings.block / stride,
                     breakEven: settings.breakEven(for: name))
                 let need = SkipConvTransposeLayer.scratchNeeds(p)
                 (columns, product) = (max(columns, need.columns), max(product, need.product))
-                steps.append(.skip(layer, input: inputs[0], output: plan.outputs[0], first: inputs[0] == inputValue))
+                steps.append(.skip(layer, input: inputs[0], output: step.outputs[0], first: inputs[0] == inputValue))
             case _ where Kernels.UnaryOp(node.op) != nil && xShape.count == 4 && xShape == yShape:
                 steps.append(
-                    .unary(Kernels.UnaryOp(node.op)!, input: inputs[0], output: plan.outputs[0], channels: xShape[1]))
+                    .unary(Kernels.UnaryOp(node.op)!, input: inputs[0], output: step.outputs[0], channels: xShape[1]))
             case .add, .sub, .mul, .div:
                 let shapes = node.inputs.compactMap { $0.map { graph.shape(of: $0) } }
                 if inputs.count == 2, shapes.count == 2, shapes[0] == shapes[1], yShape == shapes[0], yShape.count == 4,
                     let a = node.inputs[0], let b = node.inputs[1]
                 {
                     steps.append(
-                        .binary(Kernels.BinaryOp(node.op)!, a: a, b: b, output: plan.outputs[0], channels: yShape[1]))
+                        .binary(Kernels.BinaryOp(node.op)!, a: a, b: b, output: step.outputs[0], channels: yShape[1]))
                 } else {
-                    steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
+                    steps.append(.dense(index: stepIndex, inputs: inputs, outputs: step.outputs))
                 }
             default:
                 total += ModelSummary.macs(node, graph)
-                steps.append(.dense(index: stepIndex, inputs: inputs, outputs: plan.outputs))
+                steps.append(.dense(index: stepIndex, inputs: inputs, outputs: step.outputs))
             }
         }
         denseMACs = total
         changed = masks
-        let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, dense: dense, workers: threads, paths: paths)
+        let grouped = Self.groupingBlocks(steps, nodes: nodeOfStep, plan: plan, workers: threads, paths: paths)
         self.steps = feedsBlocks ? Self.feeding(grouped, graph: graph) : grouped
         scratch = SkipScratch(
             columns: columns, product: product, dense: denseScratch, workers: min(threads, Kernels.maxConvWorkers))
@@ -201,7 +212,7 @@ public final class SkipExecutor {
         } else {
             inputMask.fill()
         }
-        dense.pointer(inputValue).update(from: base, count: expected)
+        plan.pointer(inputValue).update(from: base, count: expected)
         Kernels.setThreads(threads)
         var keyframe = needsKeyframe || (settings.refresh > 0 && framesSinceKeyframe >= settings.refresh)
         if keyframe { inputMask.fill() }
@@ -229,7 +240,7 @@ public final class SkipExecutor {
                 changed[output]!.assign(mask)
                 forEachRun(mask, channels: channels) { offset, n in
                     Kernels.unary(
-                        op, input: dense.pointer(input) + offset, output: dense.pointer(output) + offset, count: n)
+                        op, input: plan.pointer(input) + offset, output: plan.pointer(output) + offset, count: n)
                 }
             case .binary(let op, let a, let b, let output, let channels):
                 let start = ContinuousClock.now
@@ -237,7 +248,7 @@ public final class SkipExecutor {
                 let mask = changed[output]!
                 mask.assign(changed[a]!)
                 mask.formUnion(changed[b]!)
-                let (pa, pb, py) = (dense.pointer(a), dense.pointer(b), dense.pointer(output))
+                let (pa, pb, py) = (plan.pointer(a), plan.pointer(b), plan.pointer(output))
                 forEachRun(mask, channels: channels) { offset, n in
                     Kernels.binary(op, a: pa + offset, b: pb + offset, output: py + offset, count: n)
                 }
@@ -279,12 +290,12 @@ public final class SkipExecutor {
                 let start = ContinuousClock.now
                 defer { otherSeconds += (ContinuousClock.now - start).seconds }
                 let any = keyframe || inputs.contains { !changed[$0]!.isEmpty }
-                if any { dense.steps[index]() }
+                if any { planned[index]() }
                 for v in outputs {
                     if any { changed[v]!.fill() } else { changed[v]!.clear() }
                 }
                 if any {
-                    let macs = ModelSummary.macs(graph.nodes[dense.stepPlan[index].node], graph)
+                    let macs = ModelSummary.macs(graph.nodes[plan.steps[index].node], graph)
                     executed += macs
                     selected += macs
                 }
@@ -343,10 +354,10 @@ public final class SkipExecutor {
     /// Replaces each run of steps that is one of the dense executor's fused blocks, with exact skip layers only, by
     /// a ``SkipBlock``.
     private static func groupingBlocks(
-        _ steps: [Step], nodes: [Int], dense: DenseExecutor, workers: Int, paths: (() -> any PathChoice)?
+        _ steps: [Step], nodes: [Int], plan: ExecutionPlan, workers: Int, paths: (() -> any PathChoice)?
     ) -> [Step] {
         var starts: [Int: SkipBlock] = [:]
-        for (d, block) in dense.fusedBlocks {
+        for (d, block) in plan.fusedBlocks {
             let convs = [block.expandNode, d, block.projectNode].compactMap { $0 }
             guard let first = nodes.firstIndex(of: convs[0]), first + convs.count <= steps.count,
                 Array(nodes[first..<first + convs.count]) == convs
@@ -360,8 +371,8 @@ public final class SkipExecutor {
                 SkipBlock.canFuse(members.map(\.layer))
             else { continue }
             starts[first] = SkipBlock(
-                members: members, stages: block, output: dense.pointer(members[members.count - 1].output),
-                kernels: dense.kernels, workers: workers, paths: paths?())
+                members: members, stages: block, output: plan.pointer(members[members.count - 1].output),
+                kernels: plan.kernels, workers: workers, paths: paths?())
         }
         var grouped: [Step] = []
         var i = 0
@@ -418,7 +429,9 @@ public final class SkipExecutor {
     /// The next frame is a keyframe (a new stream, a reconnect, a resolution change).
     public func reset() { needsKeyframe = true }
 
-    public func output(_ index: Int) -> UnsafeBufferPointer<Float> { dense.output(index) }
+    public func output(_ index: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: plan.pointer(graph.outputs[index]), count: outputShapes[index].reduce(1, *))
+    }
 
     /// Frames whose recompute ran on several workers, summed over fused blocks and over convs outside them.
     var parallelFrames: (blocks: Int, convs: Int) {
