@@ -24,6 +24,8 @@ public final class PipelineMonitor: Sendable {
         public var busy: [String: ContinuousClock.Instant] = [:]
         /// Runs started.
         public var runs = 0
+        /// Teardowns that did not finish within their limit and were left to their thread (a hung GStreamer).
+        public var abandonedTeardowns = 0
 
         /// Steps that have held one frame for longer than `limit`: frames arrive but do not leave.
         public func stuck(longerThan limit: Duration, now: ContinuousClock.Instant = .now) -> [String] {
@@ -87,6 +89,8 @@ public final class PipelineMonitor: Sendable {
     }
 
     func frameLeft() { state.withLock { $0.snapshot.framesOut += 1 } }
+
+    func teardownAbandoned() { state.withLock { $0.snapshot.abandonedTeardowns += 1 } }
 
     /// `step` took a frame (true) or is done with it (false).
     func holding(_ step: String, _ busy: Bool) {

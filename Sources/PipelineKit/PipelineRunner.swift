@@ -233,6 +233,7 @@ public struct PipelineRunner: Sendable {
             } catch { abandoned.append("sink") }
         }
         if !abandoned.isEmpty {
+            monitor?.teardownAbandoned()
             logger.warning(
                 "GStreamer teardown did not finish; abandoned (its thread stays blocked, the next run does not wait)",
                 metadata: [

@@ -32,6 +32,8 @@ public final class FleetMetrics: Sendable {
         "last_frame_age", "seconds", .gauge, "Seconds since the source last delivered a frame")
     private static let reconnects = Family(
         "reconnects", "total", .counter, "Rebuilds after a source error, end of stream or watchdog")
+    private static let abandoned = Family(
+        "teardowns_abandoned", "total", .counter, "GStreamer teardowns left hung on their thread after their limit")
     private static let linkSent = Family("link_frames", "total", .counter, "Frames put on a link")
     private static let linkDropped = Family(
         "link_dropped_frames", "total", .counter, "Frames a drop-oldest link dropped unread")
@@ -108,6 +110,7 @@ public final class FleetMetrics: Sendable {
                 gauge(Self.fpsOut, row.fpsOut)
                 if let age = row.lastFrameAge { gauge(Self.age, age) }
                 count(Self.reconnects, row.reconnects)
+                count(Self.abandoned, row.abandonedTeardowns)
                 for link in row.links {
                     let ends = [("from", link.from), ("to", link.to)]
                     count(Self.linkSent, link.sent, by: ends)

@@ -23,6 +23,7 @@ struct PipelineStatus: Encodable, Sendable {
     var attempt: Int?
     var source: String?
     var reconnects = 0
+    var abandonedTeardowns = 0
     var framesIn = 0
     var framesOut = 0
     var fpsIn = 0.0
@@ -48,6 +49,7 @@ struct PipelineStatus: Encodable, Sendable {
         case denseMACs = "dense_macs"
         case skippedFrames = "skipped_frames"
         case policyActions = "policy_actions"
+        case abandonedTeardowns = "abandoned_teardowns"
     }
 
     init(
@@ -69,6 +71,7 @@ struct PipelineStatus: Encodable, Sendable {
         }
         source = supervisor.plan.source?.description.redactingCredentials
         reconnects = supervisor.reconnects
+        abandonedTeardowns = monitor.abandonedTeardowns
         framesIn = monitor.framesIn
         framesOut = monitor.framesOut
         (fpsIn, fpsOut) = rates.perSecond
