@@ -20,10 +20,22 @@ public struct CalibrateCommand: AsyncParsableCommand {
             the --frames come from K stretches spread evenly over the clip, each replayed from a keyframe, so the \
             choice does not rest on the clip's opening alone. The file (default: beside the model, .onnx replaced \
             by .skip.json) holds absolute per-layer thresholds; other layers stay exact.
+
+            With --agreement P instead of --budget: every combination of --input-thresholds, --contexts and             --rollings runs on the frames, the --decoder (centerface or detect) turns each frame's outputs into             detections, and the cheapest combination (executed MACs) whose detections keep precision and recall ≥ P             against the dense model's is written (input threshold, context, rolling refresh; every other layer             exact). Nothing is written when none does.
             """)
 
     @OptionGroup var clip: ClipOptions
-    @Option(help: "Error budget: largest worst-output missed-change ratio accepted (e.g. 0.1).") var budget: Double
+    @Option(help: "Error budget: largest worst-output missed-change ratio accepted (e.g. 0.1).") var budget: Double?
+    @Option(help: "Tune for detections instead: least precision and recall against the dense run (e.g. 0.95).")
+    var agreement: Double?
+    @Option(help: "With --agreement: the decoder, centerface or detect (YOLO, its default threshold).")
+    var decoder = "centerface"
+    @Option(help: "With --agreement: input thresholds to try (model-input units, comma-separated).")
+    var inputThresholds = "4,8,12,16"
+    @Option(help: "With --agreement: bounded contexts to try, input pixels (0: exact propagation).")
+    var contexts = "0,16,32"
+    @Option(help: "With --agreement: rolling refresh periods to try, frames (used with a context).")
+    var rollings = "30"
     @Option(help: "Upscale the clip by this factor with GStreamer's videoscale.") var scale = 1
     @Option(help: "Calibration frames (all are kept in memory).") var frames = 50
     @Option(help: "Stretches of the clip the frames come from, spread evenly over it (1: the clip's first frames).")
@@ -48,7 +60,25 @@ public struct CalibrateCommand: AsyncParsableCommand {
     var output: String?
 
     public func validate() throws {
-        guard budget > 0, budget.isFinite else { throw ValidationError("--budget must be a positive number") }
+        switch (budget, agreement) {
+        case (let b?, nil):
+            guard b > 0, b.isFinite else { throw ValidationError("--budget must be a positive number") }
+        case (nil, let a?):
+            guard a > 0, a <= 1 else { throw ValidationError("--agreement must be above 0 and at most 1") }
+            guard ["centerface", "detect"].contains(decoder) else {
+                throw ValidationError("--decoder must be centerface or detect")
+            }
+            guard let t = Self.numbers(inputThresholds, Float.init), t.allSatisfy({ $0 >= 0 && $0.isFinite }),
+                let c = Self.numbers(contexts, Int.init), c.allSatisfy({ (0...100_000).contains($0) }),
+                let r = Self.numbers(rollings, Int.init), r.allSatisfy({ (1...1_000_000).contains($0) })
+            else {
+                throw ValidationError(
+                    "--input-thresholds (≥ 0), --contexts (0…100000) and --rollings (1…1000000) take "
+                        + "comma-separated numbers")
+            }
+        default:
+            throw ValidationError("give one of --budget (heatmap error) and --agreement (detections)")
+        }
         guard factor > 1, factor.isFinite else { throw ValidationError("--factor must be a number above 1") }
         guard scale >= 1, frames >= 2, clip.threads > 0, block > 0, refresh >= 0, layers >= 0 else {
             throw ValidationError("scale, threads and block must be positive, frames ≥ 2, refresh and layers ≥ 0")
@@ -91,6 +121,7 @@ public struct CalibrateCommand: AsyncParsableCommand {
                 throw Exit.invalidFile
             }
         }
+        var met = true
         do {
             var base = SkipSettings()
             if let settings {
@@ -103,14 +134,21 @@ public struct CalibrateCommand: AsyncParsableCommand {
             // Given here, they win over a --settings file's: the thresholds are tuned under them.
             if let context { base.context = context }
             if let rolling { base.rollingRefresh = rolling }
-            try calibrate(stretches, base: base, destination: destination)
+            if let agreement {
+                met = try calibrateForDetections(stretches, base: base, target: agreement, destination: destination)
+            } else {
+                try calibrate(stretches, base: base, budget: budget ?? 0, destination: destination)
+            }
         } catch {
             printError("error: \(error)")
             throw Exit.invalidFile
         }
+        if !met { throw Exit.runtimeFailure }
     }
 
-    private func calibrate(_ stretches: [[VideoImage]], base: SkipSettings, destination: String) throws(ModelError) {
+    private func calibrate(
+        _ stretches: [[VideoImage]], base: SkipSettings, budget: Double, destination: String
+    ) throws(ModelError) {
         let images = stretches.flatMap { $0 }
         // Only the graph and the frame conversion are needed: calibration builds its own executors.
         let (graph, input) = try {
@@ -191,6 +229,79 @@ public struct CalibrateCommand: AsyncParsableCommand {
                 result.exactLoss, result.macRatio, result.exactMACRatio))
         lines.append("wrote \(destination)")
         print(lines.joined(separator: "\n"))
+    }
+
+    /// Comma-separated values, nil when one does not parse.
+    static func numbers<T>(_ text: String, _ parse: (String) -> T?) -> [T]? {
+        let values = text.split(separator: ",").map { parse($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
+        return values.compactMap { $0 }
+    }
+
+    /// False when no setting met the target (nothing written).
+    private func calibrateForDetections(
+        _ stretches: [[VideoImage]], base: SkipSettings, target: Double, destination: String
+    ) throws -> Bool {
+        let images = stretches.flatMap { $0 }
+        let loaded = try ModelInput.loadModel(
+            path: clip.model, width: images[0].width, height: images[0].height, threads: clip.threads, mean: [mean],
+            scale: [inputScale])
+        let (graph, input) = (loaded.executor.graph, loaded.input)
+        let segments = try stretches.map { stretch in
+            try stretch.map { image in
+                var t = [Float](repeating: 0, count: input.shape.reduce(1, *))
+                try t.withUnsafeMutableBufferPointer { b throws(ModelError) in
+                    try input.fill(image, into: b.baseAddress!)
+                }
+                return t
+            }
+        }
+        let decode: (ModelOutputs) throws -> [Detection] =
+            decoder == "detect"
+            ? { try YOLODecoder.decode($0) } : { try CenterFaceDecoder.decode($0) }
+        let search = AgreementCalibration(
+            graph: graph, input: input, frame: (images[0].width, images[0].height), threads: clip.threads,
+            decode: decode)
+        printError(
+            "calibrating \(clip.model) (input \(input.shape.shapeText)) for detections on \(images.count) frames: "
+                + "precision and recall ≥ \(target) against the dense model")
+        let reference = try search.reference(segments)
+        let found = reference.joined().reduce(0) { $0 + $1.count }
+        printError("  dense: \(found) detections")
+        var trials: [AgreementCalibration.Trial] = []
+        for context in Self.numbers(contexts, Int.init) ?? [] {
+            for rolling in context > 0 ? Self.numbers(rollings, Int.init) ?? [] : [0] {
+                for threshold in Self.numbers(inputThresholds, Float.init) ?? [] {
+                    let t = try search.trial(
+                        segments, reference: reference, base: base, inputThreshold: threshold, context: context,
+                        rolling: rolling)
+                    trials.append(t)
+                    printError(
+                        String(
+                            format: "  θ %-5g context %-4d rolling %-4d  MAC ratio %.3f  precision %.3f  recall %.3f",
+                            t.inputThreshold, t.context, t.rolling, t.macRatio, t.agreement.precision,
+                            t.agreement.recall))
+                }
+            }
+        }
+        let passing = trials.filter { $0.agreement.precision >= target && $0.agreement.recall >= target }
+        guard let best = passing.min(by: { $0.macRatio < $1.macRatio }) else {
+            print("no setting kept precision and recall ≥ \(target) on these frames; nothing written")
+            return false
+        }
+        var settings = base
+        settings.inputThreshold = best.inputThreshold
+        settings.context = best.context
+        settings.rollingRefresh = best.rolling
+        try settings.write(path: destination)
+        print(
+            String(
+                format:
+                    "calibrated for detections on %d frames (%d found densely): input threshold %g, context %d, "
+                    + "rolling refresh %d — MAC ratio %.3f, precision %.3f, recall %.3f",
+                images.count, found, best.inputThreshold, best.context, best.rolling, best.macRatio,
+                best.agreement.precision, best.agreement.recall) + "\nwrote \(destination)")
+        return true
     }
 
     /// Left-aligns `text` in `width` columns, never truncating (`%-20@` does not pad on Linux).
