@@ -19,6 +19,8 @@ final class ProgressReporter: Sendable {
         var faces = 0
         var framesWithFaces = 0
         var decoded = false
+        /// Some detection had a class (a `detect` stage): they are objects, not faces.
+        var classed = false
         /// MACs a model stage executed, and what a dense model on every frame at full size would have.
         var executedMACs = 0
         var denseMACs = 0
@@ -39,6 +41,7 @@ final class ProgressReporter: Sendable {
                 s.decoded = true
                 s.faces += found.items.count
                 if !found.items.isEmpty { s.framesWithFaces += 1 }
+                if found.items.contains(where: { $0.classIndex != nil }) { s.classed = true }
             }
             if let cost = frame.metadata[ComputeCost.Key.self] {
                 s.executedMACs += cost.executedMACs
@@ -78,7 +81,9 @@ final class ProgressReporter: Sendable {
                     seconds > 0 ? Double(report.framesOut) / seconds : 0, s.skipped)
             ]
             if s.decoded {
-                lines.append("faces: \(s.faces) found, on \(s.framesWithFaces) of \(report.framesOut) frames")
+                lines.append(
+                    "\(s.classed ? "objects" : "faces"): \(s.faces) found, on \(s.framesWithFaces) of "
+                        + "\(report.framesOut) frames")
             }
             if s.denseMACs > 0 {
                 lines.append(
