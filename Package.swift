@@ -42,6 +42,8 @@ let package = Package(
             ]
         ),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // libjpeg-turbo: the live view's JPEG encoder (docs/architecture.md).
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .target(
             name: "SkipNetAVX2",
             // Compiled for AVX2 + FMA; SkipNet calls it only after checking the CPU (see AVX2Kernels.swift).
@@ -64,7 +66,7 @@ let package = Package(
         .target(
             name: "SkipdService",
             dependencies: [
-                "PipelineKit", "Plugins", "SkipNet",
+                "PipelineKit", "Plugins", "SkipNet", "CJPEG",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
