@@ -116,7 +116,9 @@ let package = Package(
         .testTarget(name: "skipdTests", dependencies: ["skipd", "skipd-testcam"]),
         .testTarget(
             name: "SkipdServiceTests",
-            dependencies: ["SkipdService", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: [
+                "SkipdService", "PipelineKit", "Plugins", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(name: "SkipNetTests", dependencies: ["SkipNet", "SkipNetAVX2"], exclude: ["Reference"]),
     ],
