@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The live view of a real `skipd serve`: viewers that stop reading cost the pipelines nothing and do not hold up
-/// SIGTERM; and headless Chromium shows the page with every pipeline and its annotated frames.
+/// SIGTERM; and headless Chromium shows the page with every pipeline and its annotated frames, and the stream.
 @Suite(.serialized) struct LiveViewTests {
     /// frames_out of `name` now.
     private func framesOut(_ serve: ServeProcess, _ name: String, token: String? = nil) async throws -> Int {
@@ -60,7 +60,8 @@ import Testing
     /// Headless Chromium opens the page of a real `skipd serve` (with a token, passed as `/?token=`) running two
     /// files at their own pace: faces on the car-phone clip, boxes drawn in magenta by `overlay`, and the plaza
     /// camera with the blocks that changed tinted. The screenshot (docs/images/live-view.png) must show both
-    /// pictures and the overlay's boxes; the page's DOM must list both pipelines with their figures.
+    /// pictures and the overlay's boxes; the page's DOM must list both pipelines with their figures; and an `<img>`
+    /// of `stream.mjpeg?token=` on another page must show the boxes too.
     @Test func chromiumShowsEveryPipelineWithItsAnnotatedFrame() async throws {
         let chromium = URL(fileURLWithPath: "/usr/bin/chromium")
         try #require(
@@ -149,6 +150,33 @@ import Testing
         }
         // The page says when it cannot read /pipelines (with a token it failed to send, say) in its problem line.
         #expect(dom.contains("<span id=\"problem\"></span>"), "the page reports a problem")
+
+        // The MJPEG stream in an <img> of another page, the token in its address: Chromium shows its parts.
+        let embedding = profile.appendingPathComponent("embed.html")
+        try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
+        try """
+        <html><body style="margin:0;background:#fff">
+        <img src="http://127.0.0.1:\(port)/pipelines/carphone/stream.mjpeg?token=\(token)"></body></html>
+        """.write(to: embedding, atomically: true, encoding: .utf8)
+        let streamed = profile.appendingPathComponent("stream.png")
+        let player = try ChildProcess(
+            chromium,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1",
+                "--user-data-dir=\(profile.path)", "--window-size=320,240", "--timeout=3000",
+                "--screenshot=\(streamed.path)", embedding.absoluteString,
+            ])
+        #expect(player.waitForExit(timeout: 60) == 0, "\(player.stderr.all())")
+        player.stop()
+        let frame = try RGBImage(decoding: streamed, width: 320, height: 240)
+        var boxes = 0
+        for y in 0..<144 {
+            for x in 0..<176 where frame.color(x, y).x > 170 && frame.color(x, y).z > 170 && frame.color(x, y).y < 110 {
+                boxes += 1
+            }
+        }
+        #expect(boxes >= 20, "\(boxes) magenta pixels in the streamed picture")
+        #expect(frame.distinctColors(0..<176, 0..<144) > 500, "the streamed picture is blank")
         #expect(serve.terminate().status == 0)
     }
 }
