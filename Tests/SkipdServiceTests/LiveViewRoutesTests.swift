@@ -98,23 +98,24 @@ import Testing
     }
 
     @Test func unknownPipelinesNoFrameYetAndBadWidthsAreJSONErrors() async throws {
-        let fleet = try await TestFleet(["broken": "videotestsrc ! residual treshold=3\n"])
+        let fleet = try await TestFleet(["broken cam": "videotestsrc ! residual treshold=3\n"])
         try await app(fleet).test(.router) { client in
             for path in ["/pipelines/nope/frame.jpg", "/pipelines/nope/stream.mjpeg"] {
                 let response = try await client.execute(uri: path, method: .get)
                 #expect(response.status == .notFound, "\(path)")
                 #expect(try json(response.body)["error"] as? String == "no pipeline 'nope'")
             }
-            // Listed (failed: it does not plan) but without a frame.
-            let none = try await client.execute(uri: "/pipelines/broken/frame.jpg", method: .get)
+            // Listed (failed: it does not plan) but without a frame. Its name is percent-encoded, as the page sends it.
+            let none = try await client.execute(uri: "/pipelines/broken%20cam/frame.jpg", method: .get)
             #expect(none.status == .serviceUnavailable && none.headers[.retryAfter] == "1")
-            #expect(try json(none.body)["error"] as? String == "no frame from pipeline 'broken' yet")
+            #expect(try json(none.body)["error"] as? String == "no frame from pipeline 'broken cam' yet")
             for width in ["0", "abc", "99999", "-5", ""] {
-                let response = try await client.execute(uri: "/pipelines/broken/frame.jpg?width=\(width)", method: .get)
+                let response = try await client.execute(
+                    uri: "/pipelines/broken%20cam/frame.jpg?width=\(width)", method: .get)
                 #expect(response.status == .badRequest, "width=\(width)")
                 #expect((try json(response.body)["error"] as? String)?.contains("'width' must be") == true)
             }
-            let post = try await client.execute(uri: "/pipelines/broken/frame.jpg", method: .post)
+            let post = try await client.execute(uri: "/pipelines/broken%20cam/frame.jpg", method: .post)
             #expect(post.status == .methodNotAllowed && post.headers[.allow] == "GET")
         }
         await fleet.stop()
