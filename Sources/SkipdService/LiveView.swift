@@ -8,7 +8,7 @@ import NIOCore
 /// |---|---|
 /// | `GET /` | the page (``LivePage``) |
 /// | `GET /pipelines/{name}/frame.jpg[?width=N]` | the latest frame that left the last stage; 503 before the first |
-/// | `GET /pipelines/{name}/stream.mjpeg[?width=N]` | MJPEG (`multipart/x-mixed-replace`), at most `live-fps` a second |
+/// | `GET /pipelines/{name}/stream.mjpeg[?width=N]` | `multipart/x-mixed-replace` JPEGs, `live-fps` at most |
 ///
 /// Pictures are encoded here, on the requests' tasks, only while someone asks; a pipeline keeps a reference to its
 /// latest frame and nothing more (``FrameTap``).
