@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        // Hummingbird's own NIO, named for `Channel` (a live-view stream closes its connection at shutdown).
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
     ],
@@ -42,6 +44,8 @@ let package = Package(
             ]
         ),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // libjpeg-turbo: the live view's JPEG encoder (docs/architecture.md).
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .target(
             name: "SkipNetAVX2",
             // Compiled for AVX2 + FMA; SkipNet calls it only after checking the CPU (see AVX2Kernels.swift).
@@ -60,14 +64,15 @@ let package = Package(
             name: "Plugins",
             dependencies: ["PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        // The daemon: serve config, the supervised fleet of pipelines, the HTTP API and its metrics.
+        // The daemon: serve config, the supervised fleet of pipelines, the HTTP API, its metrics and live view.
         .target(
             name: "SkipdService",
             dependencies: [
-                "PipelineKit", "Plugins", "SkipNet",
+                "PipelineKit", "Plugins", "SkipNet", "CJPEG",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -111,7 +116,9 @@ let package = Package(
         .testTarget(name: "skipdTests", dependencies: ["skipd", "skipd-testcam"]),
         .testTarget(
             name: "SkipdServiceTests",
-            dependencies: ["SkipdService", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: [
+                "SkipdService", "PipelineKit", "Plugins", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(name: "SkipNetTests", dependencies: ["SkipNet", "SkipNetAVX2"], exclude: ["Reference"]),
     ],

@@ -1,6 +1,7 @@
 import Hummingbird
 
-/// Requires `Authorization: Bearer TOKEN` on every request.
+/// Requires `Authorization: Bearer TOKEN` on every request. The live view's routes, which a browser opens by URL
+/// (the page, an `<img>`, a player), also take `?token=TOKEN`; no other route does.
 struct BearerToken<Context: RequestContext>: RouterMiddleware {
     let token: String
 
@@ -8,7 +9,13 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
         async throws -> Response
     {
         let given = request.headers[.authorization] ?? ""
-        guard Self.equal(given, "Bearer \(token)") else {
+        var allowed = Self.equal(given, "Bearer \(token)")
+        if !allowed, LiveView.queryTokenRoutes.contains(where: { HTTPAPI.matches(request.uri.path, $0) }),
+            let query = request.uri.queryParameters["token"]
+        {
+            allowed = Self.equal(String(query), token)
+        }
+        guard allowed else {
             throw HTTPError(
                 .unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
         }

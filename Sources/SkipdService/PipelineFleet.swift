@@ -12,6 +12,8 @@ public actor PipelineFleet {
         var stop: StopSignal
         var task: Task<Void, Never>
         var tally: OutputTally
+        /// The latest frame out, for the live view.
+        var tap: FrameTap
         var rates = FrameRates()
     }
 
@@ -137,6 +139,16 @@ public actor PipelineFleet {
         }
     }
 
+    /// Where the live view finds `name`'s latest frame; nil if there is no such pipeline. A file that never
+    /// planned has no frames: its tap is empty and closed.
+    func tap(_ name: String) -> FrameTap? {
+        if let member = members[name] { return member.tap }
+        guard invalid[name] != nil else { return nil }
+        let empty = FrameTap()
+        empty.close()
+        return empty
+    }
+
     /// Rebuilds one pipeline at once (its stream ends cleanly first); false if there is no such pipeline.
     func restart(_ name: String) -> Bool {
         guard let member = members[name] else { return false }
@@ -155,13 +167,20 @@ public actor PipelineFleet {
         let supervisor = PipelineSupervisor(plan: plan, settings: settings, logger: logger)
         let stop = StopSignal()
         let tally = OutputTally()
-        let task = Task { await supervisor.run(stop: stop, onOutput: tally.add) }
-        members[name] = Member(text: text, supervisor: supervisor, stop: stop, task: task, tally: tally)
+        let tap = FrameTap()
+        let task = Task {
+            await supervisor.run(stop: stop) { frame in
+                tally.add(frame)
+                tap.publish(frame)
+            }
+        }
+        members[name] = Member(text: text, supervisor: supervisor, stop: stop, task: task, tally: tally, tap: tap)
         logger.info("pipeline started", metadata: ["pipeline": "\(name)"])
     }
 
     private func stopMember(_ name: String) async {
         guard let member = members.removeValue(forKey: name) else { return }
+        member.tap.close()
         member.stop.request()
         // A stop that cannot drain (a sink that never takes its frame) ends when the caller is cancelled: the
         // service group's shutdown deadline cancels the run, which unblocks its sink.

@@ -17,6 +17,8 @@ import TOMLKit
 ///                                      # ("": $STATE_DIRECTORY/results.sqlite, else out/results.sqlite)
 /// channel-capacity = 4                 # frames a link buffers when its file does not say
 /// stuck = 15                           # seconds a stage may hold one frame before WATCHDOG=1 stops
+/// live-fps = 5                         # pictures a second a live-view stream sends at most
+/// live-max-width = 1280                # wider frames are downscaled for a live-view stream
 /// ```
 public struct ServeConfig: Decodable, Equatable {
     public var pipelines = "/etc/skipd/pipelines"
@@ -29,6 +31,8 @@ public struct ServeConfig: Decodable, Equatable {
     public var store = ""
     public var channelCapacity = ChannelElement.defaultCapacity
     public var stuck = 15.0
+    public var liveFPS = LiveViewSettings().fps
+    public var liveMaxWidth = LiveViewSettings().maxWidth
 
     public init() {}
 
@@ -41,6 +45,8 @@ public struct ServeConfig: Decodable, Equatable {
         case http, token, store
         case channelCapacity = "channel-capacity"
         case stuck
+        case liveFPS = "live-fps"
+        case liveMaxWidth = "live-max-width"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -55,6 +61,8 @@ public struct ServeConfig: Decodable, Equatable {
         store = try Self.decode(String.self, c, .store) ?? store
         channelCapacity = try Self.decode(Int.self, c, .channelCapacity) ?? channelCapacity
         stuck = try Self.seconds(c, .stuck) ?? stuck
+        liveFPS = try Self.seconds(c, .liveFPS) ?? liveFPS
+        liveMaxWidth = try Self.decode(Int.self, c, .liveMaxWidth) ?? liveMaxWidth
     }
 
     /// `http` as host and port: `127.0.0.1:8470`, `[::1]:8470`, `0.0.0.0:0`.
@@ -84,7 +92,7 @@ public struct ServeConfig: Decodable, Equatable {
         return value
     }
 
-    /// A number of seconds written as `5` or `0.5` (TOML keeps integers and floats apart).
+    /// A number (of seconds, or frames a second) written as `5` or `0.5` (TOML keeps integers and floats apart).
     private static func seconds(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Double? {
         guard c.contains(key) else { return nil }
         if let value = try? c.decode(Int.self, forKey: key) { return Double(value) }
@@ -139,6 +147,14 @@ public struct ServeConfig: Decodable, Equatable {
         guard (1...1024).contains(config.channelCapacity) else {
             throw ConfigError("\(path): error: 'channel-capacity' must be 1 to 1024 frames")
         }
+        guard config.liveFPS >= 0.1, config.liveFPS <= 60 else {
+            throw ConfigError("\(path): error: 'live-fps' must be 0.1 to 60 pictures a second")
+        }
+        let widths = LiveViewSettings.widths
+        guard widths.contains(config.liveMaxWidth) else {
+            throw ConfigError(
+                "\(path): error: 'live-max-width' must be \(widths.lowerBound) to \(widths.upperBound) pixels")
+        }
         guard let address = config.httpAddress else {
             throw ConfigError("\(path): error: 'http' must be HOST:PORT, e.g. \"127.0.0.1:8470\"")
         }
@@ -148,6 +164,13 @@ public struct ServeConfig: Decodable, Equatable {
                     + "(clients then send Authorization: Bearer TOKEN)")
         }
         return config
+    }
+
+    public var liveView: LiveViewSettings {
+        var s = LiveViewSettings()
+        s.fps = liveFPS
+        s.maxWidth = liveMaxWidth
+        return s
     }
 
     public var supervision: PipelineSupervisor.Settings {

@@ -19,7 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
             stop, unchanged ones are not touched, and a file that does not plan leaves its running version in \
             place. SIGTERM or Ctrl-C drains every pipeline and exits. Speaks sd_notify under systemd (READY, \
             STATUS, WATCHDOG while no stage is stuck, STOPPING). Serves an HTTP API on `http` (default \
-            127.0.0.1:8470): /live, /ready, /metrics (Prometheus), /pipelines, POST /pipelines/NAME/restart.
+            127.0.0.1:8470): /live, /ready, /metrics (Prometheus), /pipelines, POST /pipelines/NAME/restart, and \
+            the live view: the page at /, /pipelines/NAME/frame.jpg and /pipelines/NAME/stream.mjpeg.
             """)
 
     @Option(help: "TOML config (default: /etc/skipd/skipd.toml if it exists, else every default).")
@@ -61,7 +62,9 @@ struct ServeCommand: AsyncParsableCommand {
         var httpLogger = Logger(label: "skipd.http")
         httpLogger.logLevel = .warning
         let app = Application(
-            router: HTTPAPI.router(fleet: fleet, metrics: FleetMetrics(), readiness: readiness, token: settings.token),
+            router: HTTPAPI.router(
+                fleet: fleet, metrics: FleetMetrics(), readiness: readiness, token: settings.token,
+                live: settings.liveView),
             configuration: .init(address: .hostname(host, port: port), serverName: "skipd"),
             onServerRunning: { channel in
                 printError("serve: http on \(host):\(channel.localAddress?.port ?? port)")

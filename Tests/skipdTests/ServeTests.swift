@@ -143,6 +143,10 @@ import Testing
             // Seconds beyond any sane timeout once trapped converting to milliseconds.
             ("watchdog = 1e16\n", "'watchdog' must be a positive number of seconds, at most 1000000"),
             ("stuck = nan\n", "'stuck' must be a positive"), ("backoff-max = inf\n", "'backoff-max' must be"),
+            ("live-fps = 0\n", "'live-fps' must be 0.1 to 60"),
+            ("live-fps = \"fast\"\n", "'live-fps' must be a number"),
+            ("live-max-width = 8\n", "'live-max-width' must be 16 to 16384"),
+            ("live-max-width = 640.5\n", "'live-max-width' must be a whole number"),
         ] {
             try text.write(to: config, atomically: true, encoding: .utf8)
             let result = try CLITests().skipd("serve", "--config", config.path)
