@@ -32,7 +32,8 @@ struct PostgresLocation: Sendable, Equatable {
         func failure(_ message: String) -> Result<PostgresLocation, PropertyError> {
             .failure(PropertyError(message))
         }
-        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased() else {
+        guard text.contains("://"), let url = URLComponents(string: text), let scheme = url.scheme?.lowercased()
+        else {
             return failure("not a URL: expected \(example)")
         }
         guard scheme == "postgresql" || scheme == "postgres" else {

@@ -46,6 +46,7 @@ final class PostgresWriter: Sendable {
     private let run = UUID()
     private let client: PostgresClient
     private let logger: Logger
+    private let password: String?
     /// Removes the password from anything shown (server messages, errors).
     private let scrub: @Sendable (String) -> String
     private let state: Mutex<State>
@@ -57,6 +58,8 @@ final class PostgresWriter: Sendable {
         var inFlight = 0
         var stats = Stats()
         var migrated = false
+        /// Whether the last attempt succeeded; until then each attempt first connects on its own (``probe()``).
+        var healthy = false
         /// Set by `finish`: write what is left, then stop, by `deadline`.
         var deadline: ContinuousClock.Instant?
         /// The writer task sleeping until there is work, and a wake-up that came while it was not asleep.
@@ -70,13 +73,14 @@ final class PostgresWriter: Sendable {
         self.location = location
         self.settings = settings
         self.logger = logger
+        self.password = password
         scrub = { text in
             guard let password, !password.isEmpty else { return text }
             return text.replacingOccurrences(of: password, with: "***")
         }
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.user, password: password,
-            database: location.database, tls: Self.tls(location.tls))
+            database: location.database, tls: Self.tls(location.tls).pool)
         configuration.options.connectTimeout = .seconds(5)
         // One writer, one transaction at a time; a second connection only replaces one that an abandoned attempt
         // still holds.
@@ -87,14 +91,17 @@ final class PostgresWriter: Sendable {
         tasks.withLock { $0 = (Task { await client.run() }, Task { [self] in await writeUntilFinished() }) }
     }
 
-    private static func tls(_ mode: PostgresLocation.TLSMode) -> PostgresClient.Configuration.TLS {
+    /// The pool's TLS mode, and the TLS configuration a probe connection uses (nil: none).
+    private static func tls(_ mode: PostgresLocation.TLSMode) -> (
+        pool: PostgresClient.Configuration.TLS, probe: TLSConfiguration?, required: Bool
+    ) {
         var unchecked = TLSConfiguration.makeClientConfiguration()
         unchecked.certificateVerification = .none
         switch mode {
-        case .disable: return .disable
-        case .prefer: return .prefer(unchecked)
-        case .require: return .require(unchecked)
-        case .verifyFull: return .require(.makeClientConfiguration())
+        case .disable: return (.disable, nil, false)
+        case .prefer: return (.prefer(unchecked), unchecked, false)
+        case .require: return (.require(unchecked), unchecked, true)
+        case .verifyFull: return (.require(.makeClientConfiguration()), .makeClientConfiguration(), true)
         }
     }
 
@@ -207,10 +214,14 @@ final class PostgresWriter: Sendable {
             if let deadline, deadline <= .now { return false }
             let attemptEnd = min(.now + settings.attemptLimit, deadline ?? .now + settings.attemptLimit)
             do {
-                try await abandoning(at: attemptEnd) { [self] in try await write(batch) }
+                try await abandoning(at: attemptEnd) { [self] in
+                    if !state.withLock({ $0.healthy }) { try await probe() }
+                    try await write(batch)
+                }
                 let stats = state.withLock { s in
                     s.stats.written += batch.count
                     s.stats.failing = false
+                    s.healthy = true
                     s.inFlight = 0
                     return s.stats
                 }
@@ -230,6 +241,7 @@ final class PostgresWriter: Sendable {
                 let waiting = state.withLock { s in
                     s.stats.failures += 1
                     s.stats.failing = true
+                    s.healthy = false
                     s.lastError = reason
                     return s.backlog.count + s.inFlight
                 }
@@ -263,6 +275,27 @@ final class PostgresWriter: Sendable {
         _ = try await client.withTransaction(logger: Self.quiet) { connection in
             try await PostgresBatchInsert.insert(batch, run: run, into: connection, logger: Self.quiet)
         }
+    }
+
+    /// One connection of its own, closed at once. While the server is away the pool only queues a lease and
+    /// retries in the background until the attempt is abandoned; this fails fast, with the reason (refused,
+    /// authentication failed, no such database) for the log line.
+    private func probe() async throws {
+        let tls = Self.tls(location.tls)
+        let mode: PostgresConnection.Configuration.TLS =
+            switch tls.probe {
+            case nil: .disable
+            case let configuration?:
+                tls.required
+                    ? .require(try NIOSSLContext(configuration: configuration))
+                    : .prefer(try NIOSSLContext(configuration: configuration))
+            }
+        var configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: password,
+            database: location.database, tls: mode)
+        configuration.options.connectTimeout = .seconds(5)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: Self.quiet)
+        try? await connection.close()
     }
 
     private func sleep(until due: ContinuousClock.Instant?) async {
