@@ -44,13 +44,15 @@ final class PostgresWriter: Sendable {
     let location: PostgresLocation
     private let settings: Settings
     private let run = UUID()
-    private let client: PostgresClient
+    private let configuration: PostgresClient.Configuration
+    /// The pool and the task that runs it; replaced when it lags behind a server that is back (``commit(_:)``).
+    private let pool: Mutex<(client: PostgresClient, task: Task<Void, Never>)>
     private let logger: Logger
     private let password: String?
     /// Removes the password from anything shown (server messages, errors).
     private let scrub: @Sendable (String) -> String
     private let state: Mutex<State>
-    private let tasks = Mutex<(client: Task<Void, Never>?, writer: Task<Void, Never>?)>((nil, nil))
+    private let writer = Mutex<Task<Void, Never>?>(nil)
 
     private struct State {
         var backlog: PostgresBacklog
@@ -85,11 +87,19 @@ final class PostgresWriter: Sendable {
         // One writer, one transaction at a time; a second connection only replaces one that an abandoned attempt
         // still holds.
         configuration.options.maximumConnections = 2
-        client = PostgresClient(configuration: configuration)
+        self.configuration = configuration
+        pool = Mutex(Self.startPool(configuration))
         state = Mutex(State(backlog: PostgresBacklog(capacity: settings.backlog)))
-        let client = client
-        tasks.withLock { $0 = (Task { await client.run() }, Task { [self] in await writeUntilFinished() }) }
+        writer.withLock { $0 = Task { [self] in await writeUntilFinished() } }
     }
+
+    private static func startPool(_ configuration: PostgresClient.Configuration) -> (PostgresClient, Task<Void, Never>)
+    {
+        let client = PostgresClient(configuration: configuration)
+        return (client, Task { await client.run() })
+    }
+
+    private var client: PostgresClient { pool.withLock { $0.client } }
 
     /// The pool's TLS mode, and the TLS configuration a probe connection uses (nil: none).
     private static func tls(_ mode: PostgresLocation.TLSMode) -> (
@@ -137,7 +147,7 @@ final class PostgresWriter: Sendable {
     /// Commits what is waiting, waiting at most `timeout`; throws when frames could not be written by then.
     func finish(timeout: Duration) async throws {
         beginFinishing(timeout: timeout)
-        await tasks.withLock { $0.writer }?.value
+        await writer.withLock { $0 }?.value
         let stats = self.stats
         if stats.dropped > 0 {
             logger.warning(
@@ -173,7 +183,7 @@ final class PostgresWriter: Sendable {
             }
             break
         }
-        tasks.withLock { $0.client }?.cancel()
+        pool.withLock { $0.task }.cancel()
     }
 
     /// The next batch to commit: the backlog's oldest rows once enough wait, once the oldest has waited
@@ -213,9 +223,13 @@ final class PostgresWriter: Sendable {
             let deadline = state.withLock { $0.deadline }
             if let deadline, deadline <= .now { return false }
             let attemptEnd = min(.now + settings.attemptLimit, deadline ?? .now + settings.attemptLimit)
+            let probed = Flag()
             do {
-                try await abandoning(at: attemptEnd) { [self] in
-                    if !state.withLock({ $0.healthy }) { try await probe() }
+                try await abandoning(at: attemptEnd) { [self, probed] in
+                    if !state.withLock({ $0.healthy }) {
+                        try await probe()
+                        probed.set()
+                    }
                     try await write(batch)
                 }
                 let stats = state.withLock { s in
@@ -244,6 +258,15 @@ final class PostgresWriter: Sendable {
                     s.healthy = false
                     s.lastError = reason
                     return s.backlog.count + s.inFlight
+                }
+                // The server answered a connection of its own, yet the pool gave no connection (or lost it): after a
+                // long outage its own reconnect backoff reaches a minute. A fresh pool connects at once.
+                if probed.isSet, (error as? PSQLError)?.serverInfo == nil {
+                    let old = pool.withLock { p in
+                        defer { p = Self.startPool(configuration) }
+                        return p.task
+                    }
+                    old.cancel()
                 }
                 let now = ContinuousClock.now
                 if firstFailure == nil { firstFailure = now }
@@ -353,6 +376,13 @@ final class PostgresWriter: Sendable {
 
     /// postgres-nio's own per-query logging stays off; this writer logs what an operator needs.
     private static let quiet = Logger(label: "skipd.postgres.queries", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+/// A flag one task sets and another reads.
+private final class Flag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }
 
 /// A `postgres` failure at run time (frames that could not be written by the end of the flush timeout).
