@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         // Hummingbird's own NIO, named for `Channel` (a live-view stream closes its connection at shutdown).
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
@@ -62,7 +63,12 @@ let package = Package(
         ),
         .target(
             name: "Plugins",
-            dependencies: ["PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The daemon: serve config, the supervised fleet of pipelines, the HTTP API, its metrics and live view.
         .target(

@@ -44,9 +44,11 @@ struct DiagnosticContext: Sendable {
 
     func error(_ message: String, at location: SourceLocation, offending: String) -> PipelineDiagnostic {
         let line = location.line - 1 < lines.count ? String(lines[location.line - 1]) : ""
-        let expanded = line.replacingTabs()
+        // A password in a URL (a camera's, a database's) stays out of the report, which may reach a log.
+        let expanded = line.replacingTabs().maskingCredentials
         return PipelineDiagnostic(
-            file: file, location: location, message: message, offending: offending, sourceLine: expanded)
+            file: file, location: location, message: message.maskingCredentials,
+            offending: offending.maskingCredentials, sourceLine: expanded)
     }
 }
 

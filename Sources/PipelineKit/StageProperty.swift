@@ -20,6 +20,20 @@ public struct PropertySpec: Sendable {
     public var kind: Kind
     public var defaultValue: PropertyValue?
     public var summary: String
+    /// A string property's own syntax (e.g. a URL), checked when the pipeline is planned: nil when the text is
+    /// acceptable, else why not. The message is shown next to the text, so it must not repeat secrets.
+    public var check: (@Sendable (String) -> PropertyError?)?
+
+    public init(
+        name: String, kind: Kind, defaultValue: PropertyValue?, summary: String,
+        check: (@Sendable (String) -> PropertyError?)? = nil
+    ) {
+        self.name = name
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.summary = summary
+        self.check = check
+    }
 
     public static func int(
         _ name: String, default value: Int, range: ClosedRange<Int>, _ summary: String
@@ -37,9 +51,14 @@ public struct PropertySpec: Sendable {
         PropertySpec(name: name, kind: .bool, defaultValue: .bool(value), summary: summary)
     }
 
-    /// A string property; `nil` default means the property is required.
-    public static func string(_ name: String, default value: String?, _ summary: String) -> PropertySpec {
-        PropertySpec(name: name, kind: .string, defaultValue: value.map { .string($0) }, summary: summary)
+    /// A string property; `nil` default means the property is required. `check` validates its syntax when the
+    /// pipeline is planned (see ``check``).
+    public static func string(
+        _ name: String, default value: String?, _ summary: String,
+        check: (@Sendable (String) -> PropertyError?)? = nil
+    ) -> PropertySpec {
+        PropertySpec(
+            name: name, kind: .string, defaultValue: value.map { .string($0) }, summary: summary, check: check)
     }
 
     /// A path to a file that must exist when the pipeline starts (e.g. a model); required unless `optional`,
@@ -131,6 +150,7 @@ public struct PropertySpec: Sendable {
             }
         case .string, .file:
             guard !text.isEmpty else { return .failure(PropertyError("expected a non-empty string")) }
+            if let problem = check?(text) { return .failure(problem) }
             return .success(.string(text))
         case .choice(let choices):
             guard choices.contains(text) else {

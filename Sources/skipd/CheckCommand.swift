@@ -39,16 +39,18 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     private func describe(_ plan: PipelinePlan) -> String {
+        // Passwords in URLs (a camera's, a database's) are not echoed: this output ends up in terminals and logs.
         var lines = ["\(plan.file): ok"]
-        if let source = plan.source { lines.append("  source  \(source.description)") }
+        if let source = plan.source { lines.append("  source  \(source.description.redactingCredentials)") }
         for (k, stage) in plan.stages.enumerated() {
             let link = plan.links[k]
             if link != LinkSpec() { lines.append("  channel \(describe(link))") }
             let props = stage.stage.info.properties.map { "\($0.name)=\(stage.properties.values[$0.name]!)" }
-            lines.append("  stage   \(([stage.name + " (\(stage.stage.info.name))"] + props).joined(separator: " "))")
+            let line = ([stage.name + " (\(stage.stage.info.name))"] + props).joined(separator: " ")
+            lines.append("  stage   \(line.redactingCredentials)")
         }
         if let last = plan.links.last, last != LinkSpec() { lines.append("  channel \(describe(last))") }
-        if let sink = plan.sink { lines.append("  sink    \(sink.description)") }
+        if let sink = plan.sink { lines.append("  sink    \(sink.description.redactingCredentials)") }
         return lines.joined(separator: "\n")
     }
 
