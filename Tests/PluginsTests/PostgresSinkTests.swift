@@ -161,7 +161,9 @@ import Testing
         for frame in input[20..<60] {
             let started = ContinuousClock.now
             _ = try await stage.process(frame)
-            #expect(ContinuousClock.now - started < .milliseconds(200), "the frame path waited for the database")
+            // A frame that waited for the database would wait out the restart (seconds); a loaded machine's slowest
+            // append is far below that.
+            #expect(ContinuousClock.now - started < .seconds(1), "the frame path waited for the database")
             try await Task.sleep(for: .milliseconds(50))
         }
         try await restart.value
@@ -180,7 +182,8 @@ import Testing
         var stage = try sink(db, ["batch": .int(4), "interval": .int(50)])
         let started = ContinuousClock.now
         for frame in frames(0..<10) { _ = try await stage.process(frame) }
-        #expect(ContinuousClock.now - started < .seconds(1))
+        // Waiting for an absent server would never end; appending ten rows takes far less than this.
+        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(await eventually(within: .seconds(10)) { stage.stats.failures > 0 })
         #expect(stage.stats.written == 0 && stage.stats.waiting == 10 && stage.stats.failing)
         try db.start()

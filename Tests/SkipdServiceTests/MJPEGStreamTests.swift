@@ -72,16 +72,15 @@ import Testing
         // the thread would not finish, and the test says so instead of hanging.
         let (middle, newest) = (gray(120), gray(200))
         let published = Flag()
-        let started = ContinuousClock.now
         Thread.detachNewThread {
             for _ in 0..<10_000 { tap.publish(middle) }
             tap.publish(newest)
             published.raise()
         }
-        _ = try await wait(.seconds(5)) { published.isRaised }
-        let took = ContinuousClock.now - started
-        // Publishing is a swap under a lock: 10,001 frames take milliseconds, whatever the viewer does.
-        #expect(published.isRaised && took < .seconds(2), "publishing waited: \(took)")
+        // Publishing is a swap under a lock: it finishes while the viewer's write is still stalled (a publish that
+        // waited for the viewer never would). The limit is generous: a loaded machine is slow, not blocked.
+        _ = try await wait(.seconds(30)) { published.isRaised }
+        #expect(published.isRaised, "publishing waited for the stalled viewer")
         #expect(tap.latest?.sequence == 10_002)
         try await Task.sleep(for: .milliseconds(100))
         #expect(log.writes.count == 2, "more writes behind the stalled one: nothing may queue for a viewer")
