@@ -19,6 +19,11 @@ import PipelineKit
 /// tensor the model reused, which is pushed like any other so taps stay one frame apart: the skip gets the fused
 /// value of a still scene ("fused carry-forward"), so detections do not blink. The fused data replaces the
 /// tensor's data in ``ModelOutputs``; the other tensors are untouched. The arithmetic is ``CausalFusion``.
+///
+/// It does not help face detection on moving people: averaging a heatmap over frames spreads a moving face's peak
+/// below the decoder's threshold. On vtest.avi at 1536×1152 (`skipd bench policy … --scale 2 --frames 120`,
+/// docs/performance.md) `unit=s+st` took bounded skipconv's recall from 0.955 to 0.523 and interval-4's from 0.284
+/// to 0.148 against dense. It is in no default; for results that stay steady over time, use `track`.
 public struct Fusion: Stage {
     public static let info = StageInfo(
         name: "fusion",
