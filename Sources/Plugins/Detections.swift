@@ -15,10 +15,12 @@ public struct Detection: Sendable, Equatable, Encodable {
     /// single-class decoders (faces).
     public var classIndex: Int?
     public var label: String?
+    /// The object's identity across frames, given by a tracker; nil until one runs.
+    public var trackID: Int?
 
     public init(
         x0: Float, y0: Float, x1: Float, y1: Float, score: Float, landmarks: [SIMD2<Float>] = [],
-        classIndex: Int? = nil, label: String? = nil
+        classIndex: Int? = nil, label: String? = nil, trackID: Int? = nil
     ) {
         self.x0 = x0
         self.y0 = y0
@@ -28,6 +30,7 @@ public struct Detection: Sendable, Equatable, Encodable {
         self.landmarks = landmarks
         self.classIndex = classIndex
         self.label = label
+        self.trackID = trackID
     }
 
     public var width: Float { max(0, x1 - x0) }
@@ -48,6 +51,7 @@ public struct Detection: Sendable, Equatable, Encodable {
         case box, score, landmarks
         case classIndex = "class"
         case label
+        case trackID = "id"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -58,6 +62,7 @@ public struct Detection: Sendable, Equatable, Encodable {
         // Only when present: face lines stay as they were.
         try c.encodeIfPresent(classIndex, forKey: .classIndex)
         try c.encodeIfPresent(label, forKey: .label)
+        try c.encodeIfPresent(trackID, forKey: .trackID)
     }
 }
 
