@@ -56,9 +56,15 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))],
             linkerSettings: [.linkedLibrary("m")]
         ),
+        // The reference MQTT client, for the mqtt stage.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(
             name: "Plugins",
-            dependencies: ["PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "CMosquitto", "PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The daemon: serve config, the supervised fleet of pipelines, the HTTP API and its metrics.
         .target(
