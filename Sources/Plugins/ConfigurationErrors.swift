@@ -9,3 +9,4 @@ extension GateError: ConfigurationError {}
 extension FusionError: ConfigurationError {}
 extension CenterFaceError: ConfigurationError {}
 extension DetectError: ConfigurationError {}
+extension MQTTError: ConfigurationError {}
