@@ -169,6 +169,7 @@ private final class Connection: Sendable {
                 state.withLock { $0.neverStarted = true }
                 logger.error("cannot connect", metadata: ["broker": broker, "error": "\(Self.describe(rc))"])
             } else if !ok(rc) {
+                state.withLock { $0.reportedUnreachable = true }
                 logger.warning(
                     "broker not reachable yet; retrying in the background",
                     metadata: ["broker": broker, "error": "\(Self.describe(rc))"])
@@ -244,7 +245,7 @@ private final class Connection: Sendable {
             state.withLock { $0.outbox.failed(message, session: session, noConnection: noConnection) }
             if !noConnection {
                 logger.error(
-                    "broker rejected a message; dropped",
+                    "libmosquitto refused a message; dropped",
                     metadata: ["topic": "\(message.topic)", "error": "\(Self.describe(rc))"])
             }
         }
