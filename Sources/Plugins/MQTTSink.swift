@@ -22,6 +22,8 @@ import PipelineKit
 /// (in order); when it is full the oldest is dropped and counted. A broker that is down when the pipeline starts is
 /// an outage, not an error: the stage connects in the background and keeps retrying (1, 4, 9 … up to
 /// `reconnect-max` seconds). At end of stream every live object ends and the queue gets up to 2 s to drain.
+/// Each frame carries ``MQTTDelivery``: messages published and dropped since the previous one, and the queue's
+/// depth (`skipd serve` sums them into `/metrics`).
 public struct MQTTSink: Stage {
     public static let info = StageInfo(
         name: "mqtt",
@@ -44,13 +46,15 @@ public struct MQTTSink: Stage {
             .int("end-after", default: 30, range: 1...1_000_000, "frames an object may be absent before its end event"),
             .int("update-every", default: 15, range: 1...1_000_000, "frames between update events of one object"),
         ],
-        requires: ["faces"])
+        requires: ["faces"], provides: ["mqtt"])
 
     private let client: MQTTClient
     private var tracker: ObjectEventTracker
     private let prefix: String
     private let encoder = JSONEncoder()
     private let clock: @Sendable () -> Double
+    /// Totals already reported on frames.
+    private var counted = (published: 0, dropped: 0)
 
     public init(properties: StageProperties, context: StageContext) throws {
         try self.init(
@@ -88,6 +92,12 @@ public struct MQTTSink: Stage {
     public mutating func process(_ frame: Frame) async throws -> Frame? {
         let detections = frame.metadata[Detections.Key.self]?.items ?? []
         client.send(messages(tracker.observe(detections, time: clock())))
+        let stats = client.stats
+        var frame = frame
+        frame.metadata[MQTTDelivery.Key.self] = MQTTDelivery(
+            published: stats.delivered - counted.published, dropped: stats.dropped - counted.dropped,
+            queued: stats.waiting)
+        counted = (stats.delivered, stats.dropped)
         return frame
     }
 

@@ -18,16 +18,22 @@ import Testing
         return try MQTTSink(properties: spec.properties, context: .detached())
     }
 
-    /// Feeds `frames`; how many came out and the slowest call.
-    private func feed(_ sink: inout MQTTSink, _ frames: [Frame]) async throws -> (out: Int, slowest: Duration) {
-        var out = 0
+    /// Feeds `frames`; how many came out, the slowest call and the drops the frames reported (``MQTTDelivery``).
+    private func feed(_ sink: inout MQTTSink, _ frames: [Frame]) async throws -> (
+        out: Int, slowest: Duration, dropped: Int
+    ) {
+        var (out, dropped) = (0, 0)
         var slowest = Duration.zero
         for frame in frames {
             let start = ContinuousClock.now
-            if try await sink.process(frame) != nil { out += 1 }
+            let result = try await sink.process(frame)
             slowest = max(slowest, ContinuousClock.now - start)
+            if let result {
+                out += 1
+                dropped += result.metadata[MQTTDelivery.Key.self]?.dropped ?? 0
+            }
         }
-        return (out, slowest)
+        return (out, slowest, dropped)
     }
 
     /// A broker that knows the subscriber `watcher` (a persistent session saved on stop), then stopped.
@@ -109,6 +115,7 @@ import Testing
         let fed = try await feed(&sink, framesCarrying(Array(repeating: ten, count: 5)))
         #expect(fed.out == 5 && fed.slowest < bound)
         #expect(sink.stats.dropped == 7 && sink.stats.waiting == 4)
+        #expect(fed.dropped == 7, "the frames report the drops (for /metrics)")
 
         try broker.start()
         let subscriber = try MQTTSubscriber(port: broker.port, prefix: "f", id: "watcher")
