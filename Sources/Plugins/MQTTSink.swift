@@ -44,7 +44,9 @@ public struct MQTTSink: Stage {
             .int(
                 "reconnect-max", default: 30, range: 1...3600, "longest wait in seconds between reconnection attempts"),
             .int("end-after", default: 30, range: 1...1_000_000, "frames an object may be absent before its end event"),
-            .int("update-every", default: 15, range: 1...1_000_000, "frames between update events of one object"),
+            .int(
+                "update-every", default: 15, range: 1...1_000_000,
+                "frames between updates of an object that changed a little (a jump is sent at once)"),
         ],
         requires: ["faces"], provides: ["mqtt"])
 
