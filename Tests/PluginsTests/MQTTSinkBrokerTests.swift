@@ -103,4 +103,32 @@ func framesCarrying(_ detections: [[Detection]], from start: Int = 0) -> [Frame]
             try MQTTSubscriber.retained(port: broker.port, prefix: "r")
                 == ["r/available": "offline", "r/default/face": "0"])
     }
+
+    /// A `skipd run` killed with SIGKILL cannot say `offline`: the broker does, from the stage's last will, as soon
+    /// as the connection drops.
+    @Test func aKilledProcessIsAnnouncedOfflineByItsLastWill() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let model = root.appendingPathComponent("assets/centerface.onnx")
+        try #require(FileManager.default.fileExists(atPath: model.path), "run scripts/setup (assets)")
+        // Built beside the test bundle: skipdTests depends on it.
+        let skipd = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("skipd")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: skipd.path), "build the tests (swift build --build-tests)")
+        let broker = try MosquittoBroker()
+        try broker.start()
+        let subscriber = try MQTTSubscriber(port: broker.port, prefix: "w")
+        let file = broker.directory.appendingPathComponent("door.pipeline")
+        try """
+        videotestsrc is-live=true ! video/x-raw,format=RGB,width=64,height=64,framerate=10/1
+          ! model model=\(model.path) ! centerface ! mqtt port=\(broker.port) prefix=w
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let run = try Spawned(skipd.path, ["run", file.path])
+        #expect(subscriber.wait { $0.contains { $0.topic == "w/available" && $0.payload == "online" } })
+        run.waitForExit(signal: SIGKILL)
+        #expect(subscriber.wait(timeout: 10) { $0.last?.payload == "offline" }, "\(subscriber.messages)")
+        #expect(subscriber.payloads("w/available") == ["online", "offline"])
+        #expect(try MQTTSubscriber.retained(port: broker.port, prefix: "w") == ["w/available": "offline"])
+    }
 }
