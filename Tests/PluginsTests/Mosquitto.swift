@@ -14,7 +14,9 @@ final class MosquittoBroker {
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("skipd-mosquitto-\(UUID())")
+        // Started as root, mosquitto runs as the user mosquitto: it must be able to write its log and sessions.
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try #require(chmod(directory.path, 0o777) == 0)
         port = try freeLoopbackPort()
         try """
         listener \(port) 127.0.0.1
