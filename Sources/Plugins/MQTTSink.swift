@@ -54,26 +54,15 @@ public struct MQTTSink: Stage {
     private var tracker: ObjectEventTracker
     private let prefix: String
     private let encoder = JSONEncoder()
-    private let clock: @Sendable () -> Double
     /// Totals already reported on frames.
     private var counted = (published: 0, dropped: 0)
 
     public init(properties: StageProperties, context: StageContext) throws {
-        try self.init(
-            properties: properties, context: context, environment: ProcessInfo.processInfo.environment,
-            clock: { Date().timeIntervalSince1970 })
-    }
-
-    /// `clock`: the time events carry (Unix seconds).
-    init(
-        properties: StageProperties, context: StageContext, environment: [String: String],
-        clock: @escaping @Sendable () -> Double
-    ) throws(MQTTError) {
         prefix = try Self.prefix(properties.string("prefix"))
         let username = properties.string("username")
         let password = try Self.password(
             file: properties.string("password-file"), variable: properties.string("password-env"),
-            environment: environment)
+            environment: ProcessInfo.processInfo.environment)
         if password != nil && username.isEmpty { throw MQTTError("a password needs username= as well") }
         let settings = MQTTClient.Settings(
             host: properties.string("host"), port: properties.int("port"),
@@ -87,13 +76,15 @@ public struct MQTTSink: Stage {
         tracker = ObjectEventTracker(
             pipeline: context.pipeline,
             settings: .init(endAfter: properties.int("end-after"), updateEvery: properties.int("update-every")))
-        self.clock = clock
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        // A NaN score would otherwise fail the encoding and lose an event (and with it new/end balance).
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
     }
 
     public mutating func process(_ frame: Frame) async throws -> Frame? {
         let detections = frame.metadata[Detections.Key.self]?.items ?? []
-        client.send(messages(tracker.observe(detections, time: clock())))
+        client.send(messages(tracker.observe(detections, time: Date().timeIntervalSince1970)))
         let stats = client.stats
         var frame = frame
         frame.metadata[MQTTDelivery.Key.self] = MQTTDelivery(
@@ -104,7 +95,7 @@ public struct MQTTSink: Stage {
     }
 
     public mutating func finish() async throws {
-        client.send(messages(tracker.finish(time: clock())))
+        client.send(messages(tracker.finish(time: Date().timeIntervalSince1970)))
         await client.close(within: .seconds(3))
     }
 
@@ -115,7 +106,7 @@ public struct MQTTSink: Stage {
         guard !output.isEmpty else { return [] }
         var messages: [MQTTMessage] = []
         for event in output.events {
-            // Encoding plain strings, numbers and arrays cannot fail.
+            // Strings, finite or named numbers and arrays: encoding cannot fail.
             guard let json = try? encoder.encode(event) else { continue }
             messages.append(MQTTMessage("\(prefix)/events", String(decoding: json, as: UTF8.self)))
         }
