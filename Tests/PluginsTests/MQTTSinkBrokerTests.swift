@@ -81,6 +81,22 @@ func framesCarrying(_ detections: [[Detection]], from start: Int = 0) -> [Frame]
         subscriber.stop()
     }
 
+    /// QoS 0 (written, never acknowledged) delivers the same events on a healthy connection.
+    @Test func qos0DeliversTheSameEvents() async throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        let subscriber = try MQTTSubscriber(port: broker.port, prefix: "q")
+        let scene = walkingScene(frames: 0..<30)
+        let out = try await StageChain(
+            "mqtt port=\(broker.port) prefix=q qos=0 end-after=5 update-every=4", registry: .standard
+        ).run(framesCarrying(scene))
+        #expect(out.count == 30)
+        #expect(subscriber.wait { $0.last?.payload == "offline" })
+        let expected = expectedEvents(scene, .init(endAfter: 5, updateEvery: 4))
+        #expect(subscriber.events().map(\.type) == expected.map(\.type))
+        #expect(subscriber.events().map(\.track) == expected.map(\.track))
+    }
+
     /// While running, a client that connects late reads the current counts and `online` from retained messages.
     @Test func countsAndAvailabilityAreRetainedWhileRunning() async throws {
         let broker = try MosquittoBroker()
