@@ -61,10 +61,12 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))],
             linkerSettings: [.linkedLibrary("m")]
         ),
+        // The reference MQTT client, for the mqtt stage.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(
             name: "Plugins",
             dependencies: [
-                "PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift"),
+                "CMosquitto", "PipelineKit", "SkipNet", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),

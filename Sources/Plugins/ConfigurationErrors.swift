@@ -10,3 +10,4 @@ extension FusionError: ConfigurationError {}
 extension CenterFaceError: ConfigurationError {}
 extension DetectError: ConfigurationError {}
 extension TrackError: ConfigurationError {}
+extension MQTTError: ConfigurationError {}

@@ -5,6 +5,6 @@ extension StageRegistry {
     public static let standard = StageRegistry([
         Residual.self, Gate.self, Model.self, SkipConv.self, JSONSink.self, CenterFaceDecoder.self, Overlay.self,
         Fusion.self, Interval.self, Policy.self, SQLiteSink.self, Regions.self, YOLODecoder.self, Track.self,
-        PostgresSink.self,
+        PostgresSink.self, MQTTSink.self,
     ])
 }

@@ -44,6 +44,10 @@ public final class FleetMetrics: Sendable {
     private static let executedMACs = Family("executed_macs", "total", .counter, "MACs the model stages ran")
     private static let skipped = Family("skipped_frames", "total", .counter, "Frames out that no model ran on")
     private static let actions = Family("policy_actions", "total", .counter, "Policy decisions by action")
+    private static let mqttPublished = Family(
+        "mqtt_published_messages", "total", .counter, "MQTT messages the broker acknowledged (QoS 0: written)")
+    private static let mqttDropped = Family(
+        "mqtt_dropped_messages", "total", .counter, "MQTT messages dropped unsent: the queue was full")
     private static let busy = Family(
         "step_busy", "seconds", .gauge, "How long a stage (or the sink) has held the frame it holds now")
 
@@ -122,6 +126,8 @@ public final class FleetMetrics: Sendable {
                 count(Self.executedMACs, row.executedMACs)
                 count(Self.skipped, row.skippedFrames)
                 for (action, n) in row.policyActions { count(Self.actions, n, by: [("action", action)]) }
+                if let published = row.mqttPublished { count(Self.mqttPublished, published) }
+                if let dropped = row.mqttDropped { count(Self.mqttDropped, dropped) }
                 for (step, seconds) in row.busy { gauge(Self.busy, seconds, by: [("step", step)]) }
                 // A step no longer busy, a link no longer in the file: its series goes.
                 for (key, s) in own where !seen.contains(key) && s.family.kind == .gauge {

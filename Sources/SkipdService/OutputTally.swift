@@ -3,7 +3,8 @@ import Plugins
 import Synchronization
 
 /// What the frames leaving a pipeline say about the work done on them, summed over its life: MACs executed against
-/// a dense network's on every frame, frames skipped, and the policy's actions. Fed by the supervisor's `onOutput`.
+/// a dense network's on every frame, frames skipped, the policy's actions and MQTT messages published and dropped.
+/// Fed by the supervisor's `onOutput`.
 final class OutputTally: Sendable {
     struct Totals: Sendable {
         var executedMACs = 0
@@ -11,6 +12,8 @@ final class OutputTally: Sendable {
         var skippedFrames = 0
         /// Policy decisions by action (`1`, `0.5`, `skip2`).
         var actions: [String: Int] = [:]
+        /// Messages an `mqtt` stage published and dropped; nil without one.
+        var mqtt: (published: Int, dropped: Int)?
     }
 
     private let totals = Mutex(Totals())
@@ -20,6 +23,7 @@ final class OutputTally: Sendable {
         // A skip of k frames is one action; the k − 1 frames it carries are not decisions.
         let decision = frame.metadata[PolicyDecision.Key.self]
         let action = decision.flatMap { $0.carried ? nil : $0.action.description }
+        let mqtt = frame.metadata[MQTTDelivery.Key.self]
         totals.withLock { t in
             if let cost {
                 t.executedMACs += cost.executedMACs
@@ -27,6 +31,10 @@ final class OutputTally: Sendable {
             }
             if frame.skipped { t.skippedFrames += 1 }
             if let action { t.actions[action, default: 0] += 1 }
+            if let mqtt {
+                let sum = t.mqtt ?? (0, 0)
+                t.mqtt = (sum.published + mqtt.published, sum.dropped + mqtt.dropped)
+            }
         }
     }
 

@@ -37,6 +37,9 @@ struct PipelineStatus: Encodable, Sendable {
     var denseMACs = 0
     var skippedFrames = 0
     var policyActions: [String: Int] = [:]
+    /// Messages an `mqtt` stage published, and dropped unsent (nil: no such stage).
+    var mqttPublished: Int?
+    var mqttDropped: Int?
 
     private enum CodingKeys: String, CodingKey {
         case name, state, reason, attempt, source, reconnects, links, busy
@@ -50,6 +53,8 @@ struct PipelineStatus: Encodable, Sendable {
         case skippedFrames = "skipped_frames"
         case policyActions = "policy_actions"
         case abandonedTeardowns = "abandoned_teardowns"
+        case mqttPublished = "mqtt_published_messages"
+        case mqttDropped = "mqtt_dropped_messages"
     }
 
     init(
@@ -92,6 +97,8 @@ struct PipelineStatus: Encodable, Sendable {
         denseMACs = tally.denseMACs
         skippedFrames = tally.skippedFrames
         policyActions = tally.actions
+        mqttPublished = tally.mqtt?.published
+        mqttDropped = tally.mqtt?.dropped
     }
 
     init(name: String, failed error: String) {
