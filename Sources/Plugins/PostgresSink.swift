@@ -89,19 +89,7 @@ public struct PostgresSink: Stage {
     }
 
     public mutating func process(_ frame: Frame) async throws -> Frame? {
-        let detections = try (frame.metadata[Detections.Key.self]?.items ?? []).map { d in
-            let landmarks = try encoder.encode(d.landmarks.map { [$0.x, $0.y] })
-            return DetectionRow(
-                x0: Double(d.x0), y0: Double(d.y0), x1: Double(d.x1), y1: Double(d.y1), score: Double(d.score),
-                landmarks: String(decoding: landmarks, as: UTF8.self), classIndex: d.classIndex, label: d.label,
-                trackID: d.trackID)
-        }
-        handle.writer.add(
-            FrameRow(
-                pipeline: pipeline, frame: frame.index, pts: frame.pts.map { Double($0) / 1e9 },
-                skipped: frame.skipped, changed: frame.metadata[ResidualMap.Key.self]?.changedFraction,
-                executedMACs: frame.metadata[ComputeCost.Key.self]?.executedMACs, createdAt: Date(),
-                detections: detections))
+        handle.writer.add(try FrameRow(frame, pipeline: pipeline, encoder: encoder))
         return frame
     }
 

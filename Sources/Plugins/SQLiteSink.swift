@@ -62,19 +62,7 @@ public struct SQLiteSink: Stage {
     }
 
     public mutating func process(_ frame: Frame) async throws -> Frame? {
-        let detections = try (frame.metadata[Detections.Key.self]?.items ?? []).map { d in
-            let landmarks = try encoder.encode(d.landmarks.map { [$0.x, $0.y] })
-            return DetectionRow(
-                x0: Double(d.x0), y0: Double(d.y0), x1: Double(d.x1), y1: Double(d.y1), score: Double(d.score),
-                landmarks: String(decoding: landmarks, as: UTF8.self), classIndex: d.classIndex, label: d.label,
-                trackID: d.trackID)
-        }
-        try await writer.add(
-            FrameRow(
-                pipeline: pipeline, frame: frame.index, pts: frame.pts.map { Double($0) / 1e9 },
-                skipped: frame.skipped, changed: frame.metadata[ResidualMap.Key.self]?.changedFraction,
-                executedMACs: frame.metadata[ComputeCost.Key.self]?.executedMACs, createdAt: Date(),
-                detections: detections))
+        try await writer.add(FrameRow(frame, pipeline: pipeline, encoder: encoder))
         return frame
     }
 
@@ -97,6 +85,25 @@ struct FrameRow: Sendable {
     var executedMACs: Int?
     var createdAt: Date
     var detections: [DetectionRow]
+}
+
+extension FrameRow {
+    /// The row a results sink (`sqlite`, `postgres`) stores for `frame`: its index, time, skip, change and cost,
+    /// and its detections with landmarks as JSON.
+    init(_ frame: Frame, pipeline: String, encoder: JSONEncoder) throws {
+        let detections = try (frame.metadata[Detections.Key.self]?.items ?? []).map { d in
+            let landmarks = try encoder.encode(d.landmarks.map { [$0.x, $0.y] })
+            return DetectionRow(
+                x0: Double(d.x0), y0: Double(d.y0), x1: Double(d.x1), y1: Double(d.y1), score: Double(d.score),
+                landmarks: String(decoding: landmarks, as: UTF8.self), classIndex: d.classIndex, label: d.label,
+                trackID: d.trackID)
+        }
+        self.init(
+            pipeline: pipeline, frame: frame.index, pts: frame.pts.map { Double($0) / 1e9 }, skipped: frame.skipped,
+            changed: frame.metadata[ResidualMap.Key.self]?.changedFraction,
+            executedMACs: frame.metadata[ComputeCost.Key.self]?.executedMACs, createdAt: Date(),
+            detections: detections)
+    }
 }
 
 struct DetectionRow: Sendable {

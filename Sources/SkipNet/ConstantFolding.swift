@@ -36,10 +36,10 @@ enum ConstantFolding {
             ]
         case .min where inputs.count > 2, .max where inputs.count > 2:
             // Pairwise, so that the kernel (two inputs) does the broadcasting.
-            var result = inputs[0]!
+            guard var result = inputs[0] else { throw .node(info, "needs an input") }
             for next in inputs.dropFirst() {
-                result = try fold(
-                    op, info: info, inputs: [result, next], shapes: [result.shape, next?.shape], outputCount: 1)![0]
+                result = try evaluate(
+                    op, info: info, inputs: [result, next], shapes: [result.shape, next?.shape], outputCount: 1)[0]
             }
             return [result]
         default:

@@ -119,22 +119,13 @@ extension Kernels {
                 p[i] = Swift.min(Swift.max(p[i] + bias, lo), hi)
                 i += 1
             }
-        case .silu:
+        case .silu, .hardSwish:
             while i + 16 <= count {
-                store16(silu16(load16(p + i) + vb), p + i)
+                store16(activate16(load16(p + i) + vb, act), p + i)
                 i += 16
             }
             while i < count {
-                p[i] = silu(p[i] + bias)
-                i += 1
-            }
-        case .hardSwish:
-            while i + 16 <= count {
-                store16(hardSwish16(load16(p + i) + vb), p + i)
-                i += 16
-            }
-            while i < count {
-                p[i] = hardSwish(p[i] + bias)
+                p[i] = activate(p[i] + bias, act)
                 i += 1
             }
         }
